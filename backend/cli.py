@@ -10,6 +10,7 @@ import importlib
 import sys
 
 SUBCOMMANDS = [
+    "backend.serve_cli",
 ]
 
 

@@ -1,0 +1,120 @@
+"""A small blocking client of `gid serve` for scripts, tests and benchmarks (the add-on has its own threaded one).
+
+    with Client("tcp://127.0.0.1:5555") as c:
+        c.request("ping")
+        out = c.request("render", {...}, on_progress=lambda stage, done: print(stage, done))
+
+`request` sends one request and waits for its result, calling `on_progress(stage, done)` for progress messages;
+an error reply raises ClientError(code, message). `submit` + `wait` split that in two, so a script can cancel a
+job (`cancel(id)`) from another request on the same client.
+"""
+from __future__ import annotations
+
+import collections
+import time
+from typing import Callable
+
+import zmq
+
+from shared import protocol
+from shared.protocol import Limits
+
+TIMEOUT = "timeout"          # client-side codes, beside shared.protocol.ERROR_CODES
+BAD_REPLY = "bad_reply"
+
+
+class ClientError(Exception):
+    """An error reply from the server (code from shared.protocol.ERROR_CODES) or a client-side failure."""
+
+    def __init__(self, code: str, message: str, request_id: str | None = None):
+        super().__init__(f"{code}: {message}")
+        self.code = code
+        self.message = message
+        self.request_id = request_id
+
+
+class Client:
+    def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", token: str | None = None,
+                 timeout: float | None = 60.0, limits: Limits = protocol.DEFAULT_LIMITS,
+                 context: zmq.Context | None = None):
+        """timeout: seconds to wait for any message of a request (progress resets it); None = forever."""
+        self.endpoint = endpoint
+        self.token = token
+        self.timeout = timeout
+        self.limits = limits
+        self._own_context = context is None
+        self._ctx = context or zmq.Context()
+        self.socket = self._ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self._stash: dict[str, collections.deque] = {}   # replies to other pending ids, read while waiting
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.socket.close(linger=0)
+        if self._own_context:
+            self._ctx.term()
+
+    def submit(self, op: str, args: dict | None = None, request_id: str | None = None) -> str:
+        msg = protocol.request(op, args, request_id=request_id, token=self.token)
+        self.socket.send_multipart(protocol.encode(msg), copy=False)
+        self._stash.setdefault(msg["id"], collections.deque())
+        return msg["id"]
+
+    def wait(self, request_id: str, on_progress: Callable[[str, float], None] | None = None,
+             timeout: float | None = ...) -> dict:
+        """Wait for the result of `request_id`; progress goes to on_progress. Raises ClientError."""
+        timeout = self.timeout if timeout is ... else timeout
+        try:
+            while True:
+                reply = self._next_for(request_id, timeout)
+                kind = reply["type"]
+                if kind == "progress":
+                    if on_progress is not None:
+                        on_progress(reply["stage"], float(reply["done"]))
+                elif kind == "result":
+                    return reply["result"]
+                else:
+                    err = reply["error"]
+                    raise ClientError(err["code"], err["message"], request_id)
+        finally:
+            stash = self._stash.get(request_id)
+            if stash is not None and not stash:
+                del self._stash[request_id]
+
+    def request(self, op: str, args: dict | None = None, on_progress: Callable[[str, float], None] | None = None,
+                timeout: float | None = ...) -> dict:
+        return self.wait(self.submit(op, args), on_progress, timeout)
+
+    def cancel(self, target: str, timeout: float | None = ...) -> bool:
+        return bool(self.request("cancel", {"target": target}, timeout=timeout)["cancelled"])
+
+    def ping(self, timeout: float | None = ...) -> dict:
+        return self.request("ping", timeout=timeout)
+
+    def _next_for(self, request_id: str, timeout: float | None) -> dict:
+        stash = self._stash.setdefault(request_id, collections.deque())
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not stash:
+            wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
+            if not self.socket.poll(wait_ms, zmq.POLLIN):
+                raise ClientError(TIMEOUT, f"no reply to {request_id} within {timeout} s from {self.endpoint}",
+                                  request_id)
+            frames = self.socket.recv_multipart(copy=False)
+            try:
+                reply = protocol.parse_reply([f.buffer for f in frames], self.limits)
+            except protocol.ProtocolError as exc:
+                raise ClientError(BAD_REPLY, f"unreadable reply: {exc.message}", request_id) from None
+            rid = reply.get("id")
+            if rid is None and reply["type"] == "error":
+                # The server could not read a request's id: give it to whoever is waiting.
+                rid = request_id
+            if rid in self._stash:
+                self._stash[rid].append(reply)
+            # replies to ids nobody waits for (e.g. after a timeout) are dropped
+        return stash.popleft()

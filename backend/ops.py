@@ -1,0 +1,476 @@
+"""The ops the service answers: argument schemas (validated before any work) and dispatch to library code.
+
+Every op has a validator, run in the socket thread the moment a request arrives: it checks every argument
+(presence, no extras, type, dtype/shape, finiteness, ranges, size limits) and returns the normalised arguments,
+or raises ProtocolError with the matching error code. Ops that do work also have a runner, called on the one
+worker thread with the validated arguments, the worker's `Models` and a `JobContext`.
+
+Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
+    ping      {}                                            -> {version, protocol, device, models, busy, ...}
+    predict   {image: uint8 (H,W,3), seed=0, samples=1 (1..16), steps? (1..1000), loop=false, guidance?}
+              -> {spectral: float16 (N,K,4,h,w), fps, T, size: [W,H]}
+    render    {image: uint8 (H,W,3), spectral: float16|float32 (K,4,h,w), fps, T, times: float32 (n,) scene
+               frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat"}
+              -> {frames: uint8 (n,H,W,3)}    (n*H*W*3 bounded: ask in chunks of `times`)
+    simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1}],
+               start=0, count (1..10000), damping=0.05, mass=1, stiffness=1}
+              -> {displacement: float16 (count,2,h,w)}
+    cancel    {target: id}                                  -> {cancelled: bool}
+Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
+    _test_sleep     {steps (1..10000), delay=0 (seconds per step, 0..10)} -> {steps}
+    _test_spectral  {width, height, K=16, samples=1, seed=0} -> a random float16 spectral volume, like predict
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from shared import protocol
+from shared.protocol import INVALID_ARGUMENT, TOO_LARGE, ProtocolError
+
+from .jobs import JobContext
+
+log = logging.getLogger("gid.ops")
+
+REQUIRED = object()
+FLOAT16_MAX = float(np.finfo(np.float16).max)
+
+
+@dataclass(frozen=True)
+class OpLimits:
+    """Server-side bounds on what one request may ask for (beyond the envelope limits of shared.protocol)."""
+
+    max_pixels: int = 16_000_000            # image and spectral grid: H * W
+    max_reply_bytes: int = 1 << 30          # largest array a reply may carry (frames, displacement)
+    max_times: int = 10_000                 # frames per render / simulate request
+    max_samples: int = 16
+    max_steps: int = 1000
+    max_pokes: int = 1000
+
+
+# --------------------------------------------------------------------------------------------------------
+# argument checking
+
+
+def _bad(op: str, message: str, code: str = INVALID_ARGUMENT) -> ProtocolError:
+    return ProtocolError(code, f"{op}: {message}")
+
+
+class Args:
+    """Reads one op's argument map; every getter checks type and range, `finish` refuses leftover keys."""
+
+    def __init__(self, op: str, raw: dict):
+        self.op = op
+        self.raw = raw
+        self.seen: set = set()
+
+    def _get(self, name: str, default):
+        self.seen.add(name)
+        if name in self.raw and self.raw[name] is not None:
+            return self.raw[name]
+        if default is REQUIRED:
+            raise _bad(self.op, f"missing argument {name!r}")
+        return default
+
+    def integer(self, name: str, default=REQUIRED, lo: int | None = None, hi: int | None = None):
+        v = self._get(name, default)
+        if v is None:
+            return None
+        if not isinstance(v, int) or isinstance(v, bool):
+            raise _bad(self.op, f"{name!r} must be an integer, got {type(v).__name__}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise _bad(self.op, f"{name!r} must be in [{lo}, {hi}], got {v}")
+        return int(v)
+
+    def number(self, name: str, default=REQUIRED, lo: float | None = None, hi: float | None = None,
+               positive: bool = False):
+        v = self._get(name, default)
+        if v is None:
+            return None
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            raise _bad(self.op, f"{name!r} must be a number, got {type(v).__name__}")
+        v = float(v)
+        if not np.isfinite(v):
+            raise _bad(self.op, f"{name!r} must be finite, got {v}")
+        if positive and v <= 0:
+            raise _bad(self.op, f"{name!r} must be > 0, got {v}")
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise _bad(self.op, f"{name!r} must be in [{lo}, {hi}], got {v}")
+        return v
+
+    def boolean(self, name: str, default=REQUIRED) -> bool:
+        v = self._get(name, default)
+        if not isinstance(v, bool):
+            raise _bad(self.op, f"{name!r} must be true or false, got {type(v).__name__}")
+        return v
+
+    def choice(self, name: str, choices: tuple, default=REQUIRED) -> str:
+        v = self._get(name, default)
+        if not isinstance(v, str) or v not in choices:
+            raise _bad(self.op, f"{name!r} must be one of {list(choices)}, got {str(v)[:40]!r}")
+        return v
+
+    def string(self, name: str, max_len: int = protocol.MAX_ID_LEN, default=REQUIRED) -> str:
+        v = self._get(name, default)
+        if not isinstance(v, str) or not 0 < len(v) <= max_len:
+            raise _bad(self.op, f"{name!r} must be a string of 1..{max_len} characters")
+        return v
+
+    def array(self, name: str, dtypes: tuple, ndim: int, default=REQUIRED) -> np.ndarray:
+        v = self._get(name, default)
+        if not isinstance(v, np.ndarray):
+            raise _bad(self.op, f"{name!r} must be an array (see PROTOCOL.md), got {type(v).__name__}")
+        if v.dtype.name not in dtypes:
+            raise _bad(self.op, f"{name!r} must have dtype {' or '.join(dtypes)}, got {v.dtype.name}")
+        if v.ndim != ndim:
+            raise _bad(self.op, f"{name!r} must have {ndim} dimensions, got shape {list(v.shape)}")
+        if v.dtype.kind == "f" and not np.isfinite(v).all():
+            raise _bad(self.op, f"{name!r} contains NaN or infinite values")
+        return v
+
+    def finish(self) -> None:
+        extra = set(self.raw) - self.seen
+        if extra:
+            raise _bad(self.op, f"unexpected argument(s) {sorted(map(str, extra))[:8]}")
+
+
+def _image(a: Args, limits: OpLimits, name: str = "image") -> np.ndarray:
+    img = a.array(name, ("uint8",), 3)
+    h, w, c = img.shape
+    if c != 3 or h < 1 or w < 1:
+        raise _bad(a.op, f"{name!r} must be (H, W, 3) RGB with H, W >= 1, got shape {list(img.shape)}")
+    if h * w > limits.max_pixels:
+        raise _bad(a.op, f"{name!r} of {w}x{h} = {h * w} pixels exceeds the server's limit of "
+                         f"{limits.max_pixels}", TOO_LARGE)
+    return img
+
+
+def _spectral(a: Args, limits: OpLimits, T: int) -> np.ndarray:
+    s = a.array("spectral", ("float16", "float32"), 4)
+    K, c, h, w = s.shape
+    if c != 4 or K < 1 or h < 1 or w < 1:
+        raise _bad(a.op, f"'spectral' must be (K, 4, h, w) with K, h, w >= 1, got shape {list(s.shape)}")
+    if K > T // 2 + 1:
+        raise _bad(a.op, f"'spectral' has K={K} terms but a clip of T={T} frames has only {T // 2 + 1}")
+    if h * w > limits.max_pixels:
+        raise _bad(a.op, f"'spectral' grid of {w}x{h} exceeds the server's limit of {limits.max_pixels} pixels",
+                   TOO_LARGE)
+    return s
+
+
+def _clip(a: Args) -> tuple[float, int]:
+    fps = a.number("fps", lo=1e-3, hi=10_000.0)
+    T = a.integer("T", lo=2, hi=1_000_000)
+    return fps, T
+
+
+def _reply_bound(a: Args, limits: OpLimits, nbytes: int, what: str, hint: str) -> None:
+    bound = min(limits.max_reply_bytes, protocol.DEFAULT_LIMITS.max_array_bytes)
+    if nbytes > bound:
+        raise _bad(a.op, f"the reply would carry {what} of {nbytes} bytes, more than the {bound} allowed per "
+                         f"reply; {hint}", TOO_LARGE)
+
+
+# --------------------------------------------------------------------------------------------------------
+# validators: (args, limits) -> normalised args
+
+
+def validate_ping(raw: dict, limits: OpLimits) -> dict:
+    a = Args("ping", raw)
+    a.finish()
+    return {}
+
+
+def validate_cancel(raw: dict, limits: OpLimits) -> dict:
+    a = Args("cancel", raw)
+    target = a.string("target")
+    a.finish()
+    return {"target": target}
+
+
+def validate_predict(raw: dict, limits: OpLimits) -> dict:
+    a = Args("predict", raw)
+    out = {
+        "image": _image(a, limits),
+        "seed": a.integer("seed", 0, lo=0, hi=2**63 - 1),
+        "samples": a.integer("samples", 1, lo=1, hi=limits.max_samples),
+        "steps": a.integer("steps", None, lo=1, hi=limits.max_steps),
+        "loop": a.boolean("loop", False),
+        "guidance": a.number("guidance", None, lo=0.0, hi=100.0),
+    }
+    a.finish()
+    return out
+
+
+def validate_render(raw: dict, limits: OpLimits) -> dict:
+    a = Args("render", raw)
+    image = _image(a, limits)
+    fps, T = _clip(a)
+    spectral = _spectral(a, limits, T)
+    times = _times(a, limits)
+    out = {
+        "image": image, "spectral": spectral, "fps": fps, "T": T, "times": times,
+        "scene_fps": a.number("scene_fps", fps, lo=1e-3, hi=10_000.0),
+        "speed": a.number("speed", 1.0, lo=0.0, hi=1000.0, positive=True),
+        "magnitude": a.number("magnitude", 1.0, lo=-1000.0, hi=1000.0),
+        "loop_frames": a.integer("loop_frames", 0, lo=0, hi=10_000_000),
+        "mode": a.choice("mode", ("ibr", "splat"), "ibr"),
+    }
+    a.finish()
+    h, w = image.shape[:2]
+    _reply_bound(a, limits, len(times) * h * w * 3, f"{len(times)} frames of {w}x{h}",
+                 "ask for fewer `times` per request (in chunks)")
+    return out
+
+
+def _times(a: Args, limits: OpLimits) -> np.ndarray:
+    raw = a._get("times", REQUIRED)
+    if isinstance(raw, list):
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in raw):
+            raise _bad(a.op, "'times' must be a float32 array or a list of numbers")
+        times = np.asarray(raw, dtype=np.float64)
+    else:
+        times = a.array("times", ("float32", "float16"), 1).astype(np.float64)
+    if times.ndim != 1 or not 1 <= len(times) <= limits.max_times:
+        raise _bad(a.op, f"'times' must hold 1..{limits.max_times} frame times, got {times.size}",
+                   TOO_LARGE if times.size > limits.max_times else INVALID_ARGUMENT)
+    if not np.isfinite(times).all() or np.abs(times).max() > 1e9:
+        raise _bad(a.op, "'times' must be finite frame numbers (|t| <= 1e9)")
+    return times
+
+
+POKE_KEYS = {"frame", "x", "y", "dx", "dy", "duration"}
+
+
+def validate_simulate(raw: dict, limits: OpLimits) -> dict:
+    a = Args("simulate", raw)
+    fps, T = _clip(a)
+    spectral = _spectral(a, limits, T)
+    pokes_raw = a._get("pokes", [])
+    if not isinstance(pokes_raw, list) or len(pokes_raw) > limits.max_pokes:
+        raise _bad(a.op, f"'pokes' must be a list of at most {limits.max_pokes} maps")
+    pokes = []
+    for i, p in enumerate(pokes_raw):
+        if not isinstance(p, dict) or not {"frame", "x", "y", "dx", "dy"} <= set(p) <= POKE_KEYS:
+            raise _bad(a.op, f"pokes[{i}] must be a map with frame, x, y, dx, dy and optional duration")
+        pa = Args(f"simulate: pokes[{i}]", p)
+        poke = {"frame": pa.integer("frame", lo=-10**9, hi=10**9),
+                "x": pa.number("x", lo=-1e6, hi=1e6), "y": pa.number("y", lo=-1e6, hi=1e6),
+                "dx": pa.number("dx", lo=-1e6, hi=1e6), "dy": pa.number("dy", lo=-1e6, hi=1e6),
+                "duration": pa.integer("duration", 1, lo=1, hi=1_000_000)}
+        pa.finish()
+        pokes.append(poke)
+    out = {
+        "spectral": spectral, "fps": fps, "T": T, "pokes": pokes,
+        "start": a.integer("start", 0, lo=-10**9, hi=10**9),
+        "count": a.integer("count", lo=1, hi=limits.max_times),
+        "damping": a.number("damping", 0.05, lo=0.0, hi=1e3),
+        "mass": a.number("mass", 1.0, lo=0.0, hi=1e6, positive=True),
+        "stiffness": a.number("stiffness", 1.0, lo=0.0, hi=1e6, positive=True),
+    }
+    a.finish()
+    h, w = spectral.shape[-2:]
+    _reply_bound(a, limits, out["count"] * 2 * h * w * 2, f"{out['count']} float16 fields of {w}x{h}",
+                 "ask for a smaller `count` per request (in chunks, advancing `start`)")
+    return out
+
+
+def validate_test_sleep(raw: dict, limits: OpLimits) -> dict:
+    a = Args("_test_sleep", raw)
+    out = {"steps": a.integer("steps", lo=1, hi=10_000), "delay": a.number("delay", 0.0, lo=0.0, hi=10.0)}
+    a.finish()
+    return out
+
+
+def validate_test_spectral(raw: dict, limits: OpLimits) -> dict:
+    a = Args("_test_spectral", raw)
+    out = {"width": a.integer("width", lo=1, hi=8192), "height": a.integer("height", lo=1, hi=8192),
+           "K": a.integer("K", 16, lo=1, hi=64), "samples": a.integer("samples", 1, lo=1, hi=limits.max_samples),
+           "seed": a.integer("seed", 0, lo=0, hi=2**32 - 1)}
+    a.finish()
+    _reply_bound(a, limits, out["samples"] * out["K"] * 4 * out["width"] * out["height"] * 2,
+                 "a spectral volume", "ask for a smaller one")
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# models: loaded lazily, once, by the worker thread
+
+
+class ModelUnavailable(Exception):
+    """No model of this kind can be loaded (weights missing, module not there yet)."""
+
+
+class Models:
+    """The worker's models. Loaded on first use and kept; `status()` is safe to call from any thread."""
+
+    def __init__(self, device: str = "auto", checkpoint: str | None = None):
+        self.device = device
+        self.checkpoint = checkpoint
+        self._motion = None
+        self._renderer = None
+        self._lock = threading.Lock()
+        self._status: dict[str, dict] = {"motion": {"state": "not_loaded"}, "render": {"state": "not_loaded"}}
+
+    def _set(self, part: str, **status) -> None:
+        with self._lock:
+            self._status[part] = status
+
+    def status(self) -> dict:
+        with self._lock:
+            return {k: dict(v) for k, v in self._status.items()}
+
+    def _load(self, part: str, loader: Callable[[], Any]):
+        t0 = time.perf_counter()
+        self._set(part, state="loading")
+        try:
+            model = loader()
+        except (ImportError, FileNotFoundError, ValueError, RuntimeError, OSError) as exc:
+            # Not cached: weights may appear later (training in progress); loading again is cheap when absent.
+            self._set(part, state="unavailable", error=f"{type(exc).__name__}: {exc}"[:500])
+            raise ModelUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        info = {}
+        try:
+            info = _plain(model.info())
+        except Exception as exc:  # info() is diagnostics only; a failure there must not lose the model
+            info = {"info_error": str(exc)[:200]}
+        self._set(part, state="loaded", info=info, load_seconds=round(time.perf_counter() - t0, 3))
+        log.info("%s model loaded in %.2f s: %s", part, time.perf_counter() - t0, info)
+        return model
+
+    def motion(self):
+        if self._motion is None:
+            def load():
+                from .motion.predictor import MotionPredictor
+                return MotionPredictor.load(checkpoint_dir=self._part_dir(), device=self.device)
+            self._motion = self._load("motion", load)
+        return self._motion
+
+    def renderer(self):
+        if self._renderer is None:
+            def load():
+                from .render.api import Renderer
+                return Renderer.load(checkpoint_dir=self._part_dir(), device=self.device)
+            self._renderer = self._load("render", load)
+        return self._renderer
+
+    def _part_dir(self):
+        return self.checkpoint
+
+
+def _plain(obj, depth: int = 0):
+    """Make model info msgpack-safe (str keys, plain numbers, short strings)."""
+    if depth > 6:
+        return str(obj)[:200]
+    if isinstance(obj, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in list(obj.items())[:64]}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, depth + 1) for v in list(obj)[:64]]
+    if isinstance(obj, (bool, int, float)) or obj is None:
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)[:200]
+
+
+# --------------------------------------------------------------------------------------------------------
+# runners: (validated args, models, ctx) -> result map; called on the worker thread only
+
+
+def _to_float16(a: np.ndarray) -> np.ndarray:
+    return np.clip(np.nan_to_num(np.asarray(a, np.float32)), -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+
+
+def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
+    try:
+        predictor = models.motion()
+    except ModelUnavailable as exc:
+        raise ProtocolError(INVALID_ARGUMENT, f"predict: no motion model loaded: {exc}") from None
+    pred = predictor.predict(args["image"], seed=args["seed"], samples=args["samples"], steps=args["steps"],
+                             loop=args["loop"], guidance=args["guidance"], ctx=ctx)
+    spectral = np.asarray(pred.spectral)
+    if spectral.ndim != 5 or spectral.shape[2] != 4:
+        raise RuntimeError(f"motion predictor returned spectral of shape {spectral.shape}, not (N,K,4,h,w)")
+    h, w = args["image"].shape[:2]
+    return {"spectral": _to_float16(spectral), "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
+
+
+def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
+    try:
+        renderer = models.renderer()
+    except ModelUnavailable as exc:
+        raise ProtocolError(INVALID_ARGUMENT, f"render: no renderer loaded: {exc}") from None
+    frames = renderer.render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
+                             args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
+                             magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
+                             ctx=ctx)
+    frames = np.asarray(frames)
+    h, w = args["image"].shape[:2]
+    if frames.dtype != np.uint8 or frames.shape != (len(args["times"]), h, w, 3):
+        raise RuntimeError(f"renderer returned {frames.dtype} {frames.shape}, expected uint8 "
+                           f"{(len(args['times']), h, w, 3)}")
+    return {"frames": frames}
+
+
+def run_simulate(args: dict, models: Models, ctx: JobContext) -> dict:
+    try:
+        from shared.modal import simulate
+    except ImportError as exc:
+        raise ProtocolError(INVALID_ARGUMENT, f"simulate: modal dynamics not available: {exc}") from None
+    ctx.step("simulate", 0.0)
+    disp = simulate(args["spectral"].astype(np.float32), args["fps"], args["T"], args["pokes"], args["start"],
+                    args["count"], damping=args["damping"], mass=args["mass"], stiffness=args["stiffness"])
+    ctx.step("simulate", 1.0)
+    return {"displacement": _to_float16(disp)}
+
+
+def run_test_sleep(args: dict, models: Models, ctx: JobContext) -> dict:
+    """Test-only transport op: `steps` step boundaries `delay` seconds apart, no model."""
+    n = args["steps"]
+    for i in range(n):
+        ctx.step("sleep", i / n)
+        if args["delay"]:
+            ctx.cancel_event.wait(args["delay"])  # wakes early on cancel; the next step raises Cancelled
+    ctx.step("sleep", 1.0)
+    return {"steps": n}
+
+
+def run_test_spectral(args: dict, models: Models, ctx: JobContext) -> dict:
+    """Test-only transport op: a random float16 spectral volume shaped like predict's result, no model."""
+    ctx.step("spectral", 0.0)
+    rng = np.random.default_rng(args["seed"])
+    shape = (args["samples"], args["K"], 4, args["height"], args["width"])
+    spectral = rng.standard_normal(shape, dtype=np.float32).astype(np.float16)
+    return {"spectral": spectral, "fps": 30.0, "T": 150, "size": [args["width"], args["height"]]}
+
+
+# --------------------------------------------------------------------------------------------------------
+# the table
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    name: str
+    validate: Callable[[dict, OpLimits], dict]
+    run: Callable[[dict, Models, JobContext], dict] | None  # None: answered by the socket thread itself
+    test_only: bool = False
+
+
+OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
+    OpSpec("ping", validate_ping, None),
+    OpSpec("cancel", validate_cancel, None),
+    OpSpec("predict", validate_predict, run_predict),
+    OpSpec("render", validate_render, run_render),
+    OpSpec("simulate", validate_simulate, run_simulate),
+    OpSpec("_test_sleep", validate_test_sleep, run_test_sleep, test_only=True),
+    OpSpec("_test_spectral", validate_test_spectral, run_test_spectral, test_only=True),
+)}
+
+
+def available_ops(test_ops: bool = False) -> dict[str, OpSpec]:
+    return {name: spec for name, spec in OPS.items() if test_ops or not spec.test_only}

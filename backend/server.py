@@ -1,0 +1,461 @@
+"""The GID service: one ROUTER socket loop, a bounded job queue and one worker thread that owns the models.
+
+Threads and who touches what:
+- the socket thread (`Server.serve_forever`) alone touches the ROUTER socket. It parses and validates every
+  request at once (shared.protocol + backend.ops), answers `ping` and `cancel` itself and queues the rest; it
+  never runs model code, so ping is answered while a job runs.
+- the worker thread takes one job at a time from the queue and runs it with a JobContext whose progress goes,
+  already encoded, into an outbox (queue.Queue); a byte on an inproc PAIR socket wakes the socket thread, which
+  sends it to the right client identity.
+- a client that has gone away is found when a send to its identity fails (ROUTER_MANDATORY -> EHOSTUNREACH):
+  its queued jobs are dropped and its running job cancelled at its next step boundary.
+
+Memory is bounded: MAXMSGSIZE and RCVHWM on the socket, the protocol's limits on every message, a bounded job
+queue and a bounded outbox of final replies waiting for a slow client.
+"""
+from __future__ import annotations
+
+import collections
+import errno
+import hmac
+import logging
+import queue
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import zmq
+
+from shared import protocol
+from shared.protocol import BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, UNKNOWN_OP, \
+    Limits, ProtocolError
+
+from . import __version__
+from .jobs import Cancelled, JobContext
+from .ops import Models, OpLimits, OpSpec, available_ops
+
+log = logging.getLogger("gid.server")
+
+PROGRESS_INTERVAL_S = 0.02     # at most ~50 progress messages per second per job (first and last always sent)
+RETRY_FINAL_S = 30.0           # how long a final reply waits for a slow client's full pipe before it is dropped
+MAX_OUTBOX_RETRIES = 1000      # final replies parked for slow clients (bounded: the queue bounds jobs anyway)
+
+
+@dataclass
+class ServerConfig:
+    bind: str = "tcp://127.0.0.1:5555"
+    device: str = "auto"              # what to give the model loaders: auto | cuda | cpu
+    device_description: str = "cpu"   # what ping says (backend.device.describe)
+    checkpoint: str | None = None
+    token: str | None = None
+    max_queue: int = 8                # jobs waiting behind the running one
+    limits: Limits = field(default_factory=Limits)
+    op_limits: OpLimits = field(default_factory=OpLimits)
+    test_ops: bool = False
+
+
+@dataclass(eq=False)
+class Job:
+    id: str
+    identity: bytes
+    prefix: list          # frames between identity and envelope (an empty delimiter for REQ clients)
+    spec: OpSpec
+    args: dict
+    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_reason: str = "cancelled by request"
+    received: float = field(default_factory=time.perf_counter)
+    last_progress: float = 0.0
+
+
+class JobQueue:
+    """Bounded FIFO of jobs plus the one running job; shared by the socket thread and the worker."""
+
+    def __init__(self, max_queue: int):
+        self.max_queue = max_queue
+        self._jobs: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self.running: Job | None = None
+        self._closed = False
+
+    def put(self, job: Job) -> bool:
+        with self._cond:
+            if len(self._jobs) >= self.max_queue:
+                return False
+            self._jobs.append(job)
+            self._cond.notify()
+            return True
+
+    def take(self) -> Job | None:
+        """Block until a job is there (it becomes `running`); None once closed."""
+        with self._cond:
+            while not self._jobs and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            self.running = self._jobs.popleft()
+            return self.running
+
+    def finished(self, job: Job) -> None:
+        with self._cond:
+            if self.running is job:
+                self.running = None
+
+    def remove_first(self, pred) -> Job | None:
+        """Take the first queued (not started) job matching `pred` out of the queue."""
+        with self._cond:
+            for j in self._jobs:
+                if pred(j):
+                    self._jobs.remove(j)
+                    return j
+            return None
+
+    def remove_where(self, pred) -> list[Job]:
+        """Take queued (not started) jobs matching `pred` out of the queue."""
+        with self._cond:
+            gone = [j for j in self._jobs if pred(j)]
+            for j in gone:
+                self._jobs.remove(j)
+            return gone
+
+    def find(self, pred) -> Job | None:
+        with self._cond:
+            if self.running is not None and pred(self.running):
+                return self.running
+            return next((j for j in self._jobs if pred(j)), None)
+
+    def has(self, pred) -> bool:
+        return self.find(pred) is not None
+
+    def state(self) -> tuple[bool, int]:
+        with self._cond:
+            return self.running is not None, len(self._jobs)
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+
+@dataclass
+class Outgoing:
+    identity: bytes
+    frames: list          # prefix + encoded envelope frames
+    final: bool
+    deadline: float = 0.0
+
+
+class Server:
+    """`Server(config).bind()` -> the real endpoint; then `serve_forever()` until `stop()`."""
+
+    def __init__(self, config: ServerConfig, models: Models | None = None):
+        self.config = config
+        self.ops = available_ops(config.test_ops)
+        self.models = models or Models(config.device, config.checkpoint)
+        self.jobs = JobQueue(config.max_queue)
+        self.outbox: queue.Queue[Outgoing] = queue.Queue()
+        self._retry: collections.deque[Outgoing] = collections.deque()
+        self._stop = threading.Event()
+        self._gone_identities: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self.ctx = zmq.Context()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.LINGER, 500)
+        # One frame may be at most the largest array (or the envelope); larger peers are disconnected by zmq.
+        self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_array_bytes, config.limits.max_header_bytes))
+        self.router.setsockopt(zmq.RCVHWM, 64)
+        self._wake_addr = f"inproc://gid-wake-{uuid.uuid4().hex}"
+        self.wake_rx = self.ctx.socket(zmq.PAIR)
+        self.wake_rx.bind(self._wake_addr)
+        self.endpoint: str | None = None
+        self.worker = threading.Thread(target=self._worker_main, name="gid-worker", daemon=True)
+        self._worker_ready = threading.Event()
+
+    # ---------------------------------------------------------------------------------------------- lifecycle
+
+    def bind(self) -> str:
+        self.router.bind(self.config.bind)
+        self.endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
+        self.worker.start()
+        self._worker_ready.wait(5.0)
+        return self.endpoint
+
+    def stop(self) -> None:
+        """Ask the loop to end (safe from a signal handler or another thread)."""
+        self._stop.set()
+
+    def serve_forever(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.router, zmq.POLLIN)
+        poller.register(self.wake_rx, zmq.POLLIN)
+        log.info("serving on %s (device %s, queue %d, test ops %s)", self.endpoint,
+                 self.config.device_description, self.config.max_queue, self.config.test_ops)
+        try:
+            while not self._stop.is_set():
+                timeout = 10 if self._retry else 200  # ms; short poll lets signals and stop() be seen quickly
+                events = dict(poller.poll(timeout))
+                if self.wake_rx in events:
+                    self._drain_wake()
+                self._flush_outbox()
+                if self.router in events:
+                    for _ in range(256):  # stay fair to the worker's replies under a flood of requests
+                        try:
+                            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                        except zmq.Again:
+                            break
+                        self._handle_safely(frames)
+                    self._flush_outbox()
+        finally:
+            self._shutdown()
+
+    def _shutdown(self) -> None:
+        log.info("shutting down")
+        for job in self.jobs.remove_where(lambda j: True):
+            self._send_error(job.identity, job.prefix, job.id, CANCELLED, "server shutting down")
+        running = self.jobs.running
+        if running is not None:
+            running.cancel_reason = "server shutting down"
+            running.cancel_event.set()
+        self.jobs.close()
+        self.worker.join(timeout=10.0)
+        if self.worker.is_alive():
+            log.warning("worker still busy after 10 s (a step that does not reach a step boundary); leaving it")
+        self._drain_wake()
+        self._flush_outbox()
+        self.router.close(linger=500)
+        self.wake_rx.close(linger=0)
+        if not self.worker.is_alive():
+            self.ctx.term()
+
+    # ---------------------------------------------------------------------------------------------- requests
+
+    def _handle_safely(self, frames: list) -> None:
+        identity = frames[0].bytes
+        self._gone_identities.pop(identity, None)  # a client that set its own identity may come back
+        body = frames[1:]
+        prefix: list = []
+        if body and len(body[0]) == 0:  # REQ clients put an empty delimiter before the envelope
+            prefix, body = [b""], body[1:]
+        request_id = None
+        try:
+            request_id = self._handle(identity, prefix, [f.buffer for f in body])
+        except ProtocolError as exc:
+            request_id = exc.request_id or request_id
+            log.info("refused request %s from %s: %s %s", request_id, identity.hex(), exc.code, exc.message)
+            self._send_error(identity, prefix, exc.request_id, exc.code, exc.message)
+        except Exception as exc:  # a bug must cost one request, never the server
+            log.exception("internal error on a request from %s", identity.hex())
+            self._send_error(identity, prefix, request_id, INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
+
+    def _handle(self, identity: bytes, prefix: list, body: list) -> str:
+        req = protocol.parse_request(body, self.config.limits)
+        try:
+            self._authorize(req)
+            spec = self.ops.get(req.op)
+            if spec is None:
+                raise ProtocolError(UNKNOWN_OP, f"unknown op {req.op[:64]!r}; this server knows "
+                                                f"{sorted(n for n in self.ops if not n.startswith('_'))}")
+            args = spec.validate(req.args, self.config.op_limits)
+        except ProtocolError as exc:
+            exc.request_id = req.id
+            raise
+        if req.op == "ping":
+            self._send_result(identity, prefix, req.id, self._ping())
+        elif req.op == "cancel":
+            self._send_result(identity, prefix, req.id, {"cancelled": self._cancel(identity, args["target"])})
+        else:
+            self._enqueue(Job(req.id, identity, prefix, spec, args))
+        return req.id
+
+    def _authorize(self, req: protocol.Request) -> None:
+        if self.config.token is None:
+            return
+        given = (req.token or "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, self.config.token.encode("utf-8")):
+            raise ProtocolError(UNAUTHORIZED, "missing or wrong token" if req.token else
+                                "this server requires a token: add \"token\" to the request envelope")
+
+    def _enqueue(self, job: Job) -> None:
+        same = lambda j: j.identity == job.identity and j.id == job.id  # noqa: E731
+        if self.jobs.has(same):
+            raise ProtocolError(INVALID_ARGUMENT, f"a job with id {job.id!r} from this client is still running; "
+                                                  "use a fresh id per request", job.id)
+        if not self.jobs.put(job):
+            raise ProtocolError(BUSY, f"the job queue is full ({self.config.max_queue} waiting); retry later",
+                                job.id)
+        log.info("queued %s %s from %s", job.spec.name, job.id, job.identity.hex())
+
+    def _ping(self) -> dict:
+        running, waiting = self.jobs.state()
+        lim = self.config.op_limits
+        return {"version": __version__, "protocol": protocol.PROTOCOL_VERSION,
+                "device": self.config.device_description, "models": self.models.status(),
+                "busy": running or waiting > 0, "queued": waiting,
+                "ops": sorted(n for n in self.ops if not n.startswith("_")),
+                "limits": {"max_pixels": lim.max_pixels, "max_reply_bytes": lim.max_reply_bytes,
+                           "max_times": lim.max_times, "max_queue": self.config.max_queue}}
+
+    def _cancel(self, identity: bytes, target: str) -> bool:
+        """Cancel the job `target` (this client's first, else any client's). Queued: removed at once."""
+        for pred in (lambda j: j.id == target and j.identity == identity, lambda j: j.id == target):
+            job = self.jobs.remove_first(pred)
+            if job is not None:
+                self._send_error(job.identity, job.prefix, job.id, CANCELLED, "cancelled before it started")
+                log.info("cancelled queued %s %s", job.spec.name, job.id)
+                return True
+            running = self.jobs.running
+            if running is not None and pred(running) and not running.cancel_event.is_set():
+                running.cancel_event.set()
+                log.info("cancelling running %s %s", running.spec.name, running.id)
+                return True
+        return False
+
+    def _client_gone(self, identity: bytes) -> None:
+        """A send to `identity` failed: the client disconnected. Drop its queued jobs, cancel its running one."""
+        if identity not in self._gone_identities:
+            log.warning("client %s disconnected; dropping its jobs", identity.hex())
+        self._gone_identities[identity] = None
+        while len(self._gone_identities) > 1024:
+            self._gone_identities.popitem(last=False)
+        for job in self.jobs.remove_where(lambda j: j.identity == identity):
+            log.info("dropped queued %s %s of a vanished client", job.spec.name, job.id)
+        running = self.jobs.running
+        if running is not None and running.identity == identity and not running.cancel_event.is_set():
+            running.cancel_reason = "client disconnected"
+            running.cancel_event.set()
+
+    # ---------------------------------------------------------------------------------------------- sending
+
+    def _send_result(self, identity: bytes, prefix: list, request_id: str, payload: dict) -> None:
+        self._send(Outgoing(identity, prefix + protocol.encode(protocol.result(request_id, payload)), True))
+
+    def _send_error(self, identity: bytes, prefix: list, request_id: str | None, code: str, message: str) -> None:
+        self._send(Outgoing(identity, prefix + protocol.encode(protocol.error(request_id, code, message)), True))
+
+    def _send(self, out: Outgoing) -> bool:
+        """Socket thread only. Returns False when the message could not be handed to zmq."""
+        try:
+            self.router.send_multipart([out.identity] + out.frames, zmq.NOBLOCK, copy=False)
+            return True
+        except zmq.ZMQError as exc:
+            if exc.errno == errno.EHOSTUNREACH:
+                self._client_gone(out.identity)
+            elif exc.errno == errno.EAGAIN and out.final:
+                # The client's pipe is full (it reads slowly): park the final reply and retry; progress is dropped.
+                if len(self._retry) < MAX_OUTBOX_RETRIES:
+                    out.deadline = out.deadline or time.monotonic() + RETRY_FINAL_S
+                    self._retry.append(out)
+                else:
+                    log.warning("outbox full; dropping a reply to %s", out.identity.hex())
+            elif exc.errno != errno.EAGAIN:
+                log.warning("send to %s failed: %s", out.identity.hex(), exc)
+            return False
+
+    def _flush_outbox(self) -> None:
+        for _ in range(len(self._retry)):
+            out = self._retry.popleft()
+            if time.monotonic() > out.deadline:
+                log.warning("dropping a reply to %s: the client did not read it for %.0f s", out.identity.hex(),
+                            RETRY_FINAL_S)
+                continue
+            self._send(out)
+        while True:
+            try:
+                out = self.outbox.get_nowait()
+            except queue.Empty:
+                return
+            if out.identity in self._gone_identities:
+                continue
+            self._send(out)
+
+    def _drain_wake(self) -> None:
+        while True:
+            try:
+                self.wake_rx.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+
+    # ---------------------------------------------------------------------------------------------- worker
+
+    def _worker_main(self) -> None:
+        wake_tx = self.ctx.socket(zmq.PAIR)
+        wake_tx.setsockopt(zmq.LINGER, 0)
+        wake_tx.connect(self._wake_addr)
+        self._wake_tx = wake_tx
+        self._worker_ready.set()
+        try:
+            while True:
+                job = self.jobs.take()
+                if job is None:
+                    return
+                try:
+                    self._run_job(job)
+                finally:
+                    self.jobs.finished(job)
+        finally:
+            wake_tx.close(linger=0)
+
+    def _post(self, job: Job, message: dict, final: bool) -> None:
+        """Worker thread: hand an envelope to the socket thread."""
+        try:
+            frames = protocol.encode(message)
+        except (ValueError, TypeError) as exc:
+            log.exception("could not encode the reply to %s", job.id)
+            frames = protocol.encode(protocol.error(job.id, INTERNAL, f"reply could not be encoded: {exc}"))
+        self.outbox.put(Outgoing(job.identity, job.prefix + frames, final))
+        try:
+            self._wake_tx.send(b"", zmq.NOBLOCK)
+        except zmq.Again:  # the socket thread already has wake-ups pending
+            pass
+
+    def _progress(self, job: Job, stage: str, done: float) -> None:
+        now = time.perf_counter()
+        if done < 1.0 and job.last_progress and now - job.last_progress < PROGRESS_INTERVAL_S:
+            return
+        job.last_progress = now
+        self._post(job, protocol.progress(job.id, stage, done), final=False)
+
+    def _run_job(self, job: Job) -> None:
+        t0 = time.perf_counter()
+        ctx = JobContext(on_progress=lambda stage, done: self._progress(job, stage, done),
+                         cancel_event=job.cancel_event)
+        try:
+            ctx.step("started", 0.0)  # also finds a client that left while its job was queued
+            reply = protocol.result(job.id, job.spec.run(job.args, self.models, ctx))
+            outcome = "done"
+        except Cancelled:
+            reply, outcome = protocol.error(job.id, CANCELLED, job.cancel_reason), "cancelled"
+        except ProtocolError as exc:
+            reply, outcome = protocol.error(job.id, exc.code, exc.message), exc.code
+        except (ValueError, FileNotFoundError) as exc:  # library code's word for bad input or missing weights
+            reply, outcome = protocol.error(job.id, INVALID_ARGUMENT, f"{job.spec.name}: {exc}"), INVALID_ARGUMENT
+        except MemoryError:
+            reply = protocol.error(job.id, TOO_LARGE, f"{job.spec.name}: out of memory; ask for less at once")
+            outcome = TOO_LARGE
+        except Exception as exc:
+            if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
+                reply = protocol.error(job.id, TOO_LARGE, f"{job.spec.name}: device out of memory; ask for less")
+                outcome = TOO_LARGE
+            else:
+                log.exception("job %s %s failed", job.spec.name, job.id)
+                reply = protocol.error(job.id, INTERNAL, f"{job.spec.name} failed: {type(exc).__name__}: {exc}")
+                outcome = INTERNAL
+        finally:
+            job.args = {}  # release the request's buffers now, not when the reply is gone
+        log.info("%s %s %s in %.3f s (queued %.3f s)", job.spec.name, job.id, outcome,
+                 time.perf_counter() - t0, t0 - job.received)
+        self._post(job, reply, final=True)
+
+
+def is_loopback_endpoint(endpoint: str) -> bool:
+    """True for ipc://, inproc:// and tcp:// on a loopback address; False for anything reachable from outside."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme in ("ipc", "inproc"):
+        return True
+    if scheme != "tcp":
+        return False
+    host = rest.rsplit(":", 1)[0].strip("[]")
+    if ";" in host:  # tcp://source;dest form: the bound (dest) side is what matters
+        host = host.split(";")[-1]
+    return host == "localhost" or host == "::1" or host.startswith("127.")
+
