@@ -10,6 +10,8 @@ import importlib
 import sys
 
 SUBCOMMANDS = [
+    "backend.train.cli",
+    "backend.data.cli",
     "backend.serve_cli",
 ]
 

@@ -1,0 +1,74 @@
+"""`gid data synth|from-video|stats`: argument parsing only; the work is in synth.py, video.py, stats.py."""
+from __future__ import annotations
+
+import argparse
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'256x160' -> (256, 160) as (W, H)."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must look like 256x160 (W x H), got {text!r}") from None
+    if w < 16 or h < 16:
+        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
+    return w, h
+
+
+def register(subparsers) -> None:
+    data = subparsers.add_parser("data", help="make training data: synthetic scenes, real video, statistics")
+    sub = data.add_subparsers(dest="data_command", required=True)
+
+    p = sub.add_parser("synth", help="procedural oscillating scenes with exact motion -> sample_%%06d.npz")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--count", type=int, required=True, help="number of samples (indices 0..count-1)")
+    p.add_argument("--size", type=parse_size, default=(256, 160), help="W x H (default 256x160)")
+    p.add_argument("--frames", type=int, default=150, help="T, frames per clip (default 150)")
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--seed", type=int, default=0, help="scene i uses seed + i")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--lite", action="store_true", help="only image + spectral (no frames/motion): fast")
+    p.add_argument("--min-free-gb", type=float, default=5.0, help="stop when the disk has less free space")
+    p.set_defaults(func=_synth)
+
+    p = sub.add_parser("from-video", help="real video -> windows -> dense flow -> spectral volumes")
+    p.add_argument("videos", nargs="+", help="video files")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=parse_size, default=(256, 160))
+    p.add_argument("--window", type=int, default=150, help="frames per window (T)")
+    p.add_argument("--stride", type=int, default=10, help="a window starts every STRIDE frames")
+    p.add_argument("--fps", type=float, default=30.0, help="resample videos to this frame rate")
+    p.add_argument("--full", action="store_true", help="also store frames and motion")
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=_from_video)
+
+    p = sub.add_parser("stats", help="per-frequency normalisation statistics (+ power spectrum plot)")
+    p.add_argument("folders", nargs="+")
+    p.add_argument("--out", required=True, help="stats.json")
+    p.add_argument("--plot", help="power spectrum PNG")
+    p.add_argument("--max-samples", type=int, default=2000, help="use at most this many samples (random)")
+    p.set_defaults(func=_stats)
+
+
+def _synth(args) -> int:
+    from .synth import SynthConfig, run
+
+    cfg = SynthConfig(size=args.size, frames=args.frames, fps=args.fps, lite=args.lite)
+    summary = run(args.out, args.count, args.seed, cfg, workers=args.workers, min_free_gb=args.min_free_gb,
+                  log=lambda m: print(m, flush=True))
+    return 2 if summary["stopped"] else 0
+
+
+def _from_video(args) -> int:
+    from .video import run_from_video
+
+    run_from_video(args.videos, args.out, size=args.size, window=args.window, stride=args.stride, fps=args.fps,
+                   full=args.full, workers=args.workers, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _stats(args) -> int:
+    from .stats import run_stats
+
+    run_stats(args.folders, args.out, plot=args.plot, max_samples=args.max_samples, log=lambda m: print(m, flush=True))
+    return 0

@@ -1,0 +1,153 @@
+"""Synthetic training samples: procedural scenes (scenes.py) with exact per-pixel motion -> npz files.
+
+One sample = one scene from seed S + i: simulate the wind-driven oscillators, scale the scene's motion to a
+target mean displacement, compute the exact motion of every pixel of frame 0 (rig.py), its spectral volume
+(shared.spectral.motion_to_spectral) and, in full mode, draw all T frames. Layout: see dataset.py.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from shared.spectral import K_DEFAULT, motion_to_spectral
+
+from .samples import sample_path, write_npz_atomic
+from .scenes import build_scene
+
+# Target of the per-scene wind gain: mean over moving pixels of mean_t |F_t| (pixels at 256x160), drawn
+# log-uniformly; the paper's own loops measure 0.16-1.55 px (SPEC section 7).
+TARGET_MEAN_PX = (0.25, 1.8)
+REFERENCE_HEIGHT = 160.0
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    size: tuple[int, int] = (256, 160)     # (W, H)
+    frames: int = 150
+    fps: float = 30.0
+    K: int = K_DEFAULT
+    lite: bool = False
+
+    def __post_init__(self):
+        w, h = self.size
+        if w < 16 or h < 16:
+            raise ValueError(f"size must be at least 16x16, got {w}x{h}")
+        if self.frames < 2 * self.K:
+            raise ValueError(f"frames={self.frames} too few for K={self.K} terms (need >= {2 * self.K})")
+        if self.fps <= 0:
+            raise ValueError(f"fps must be positive, got {self.fps}")
+
+
+def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
+    """One sample as a dict of arrays (the npz keys), deterministic in seed."""
+    rng = np.random.default_rng(seed)
+    w, h = cfg.size
+    T = cfg.frames
+    sc = build_scene(rng, cfg.size, T, cfg.fps, kind)
+    q = sc.bank.simulate(sc.wind, rng, T, cfg.fps)
+    sc.apply_states(q)
+    rig = sc.rig
+    owner = rig.owner_map(cfg.size)
+    # Calibrate the wind gain on every 5th frame (cheap), then compute the exact motion once.
+    idx, coarse = rig.pixel_motion(owner, np.arange(0, T, 5))
+    if idx.size:
+        mean_px = float(np.linalg.norm(coarse, axis=1).mean())
+        target = np.exp(rng.uniform(*np.log(TARGET_MEAN_PX))) * h / REFERENCE_HEIGHT
+        if mean_px > 1e-9:
+            rig.scale_motion(target / mean_px)
+    idx, motion = rig.pixel_motion(owner)
+    spectral = np.zeros((cfg.K, 4, h * w), np.float32)
+    if idx.size:
+        spectral[:, :, idx] = motion_to_spectral(motion[:, :, None, :], cfg.K)[:, :, 0, :]
+    out = {
+        "image": rig.draw(sc.canvas, 0),
+        "spectral": spectral.reshape(cfg.K, 4, h, w),
+        "valid": np.ones((h, w), bool),
+        "fps": np.float32(cfg.fps),
+        "T": np.int32(T),
+    }
+    if not cfg.lite:
+        full = np.zeros((T, 2, h * w), np.float32)
+        full[:, :, idx] = motion
+        out["motion"] = full.reshape(T, 2, h, w)
+        frames = np.empty((T, h, w, 3), np.uint8)
+        frames[0] = out["image"]
+        for t in range(1, T):
+            frames[t] = rig.draw(sc.canvas, t)
+        out["frames"] = frames
+    return out
+
+
+def _work(args) -> tuple[int, float]:
+    index, seed, cfg, folder = args
+    path = sample_path(folder, index)
+    if path.exists():
+        return index, 0.0
+    t0 = time.perf_counter()
+    write_npz_atomic(path, generate(seed, cfg))
+    return index, time.perf_counter() - t0
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        import torch  # noqa: F401  (only to keep torch, if imported by someone, to one thread)
+        torch.set_num_threads(1)
+    except Exception:
+        pass
+
+
+def run(out: str | Path, count: int, seed: int, cfg: SynthConfig, workers: int = 2, min_free_gb: float = 5.0,
+        log=print) -> dict:
+    """Write out/sample_%06d.npz for i in 0..count-1 (scene seed = seed + i), skipping existing files.
+
+    Stops early (with a message) when the disk has less than min_free_gb left. Returns a summary dict.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, got {count}")
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [(i, seed + i, cfg, folder) for i in range(count) if not sample_path(folder, i).exists()]
+    log(f"synth: {count - len(todo)} of {count} exist in {folder}, {len(todo)} to make "
+        f"({'lite' if cfg.lite else 'full'}, {cfg.size[0]}x{cfg.size[1]}, T={cfg.frames} @ {cfg.fps} fps)")
+    t_start = time.perf_counter()
+    made = 0
+    stopped = None
+    if todo:
+        pool = mp.get_context("fork").Pool(workers, initializer=_init_worker) if workers > 1 else None
+        it = pool.imap_unordered(_work, todo) if pool else map(_work, todo)
+        try:
+            for index, secs in it:
+                made += 1
+                if made % 10 == 0 or made == len(todo):
+                    el = time.perf_counter() - t_start
+                    log(f"synth: {made}/{len(todo)} done, {made / el * 60:.1f} samples/min")
+                if made % 20 == 0:
+                    free = _free_gb(folder)
+                    if free < min_free_gb:
+                        stopped = f"stopped: only {free:.1f} GB free on disk (< {min_free_gb} GB)"
+                        log("synth: " + stopped)
+                        break
+        finally:
+            if pool:
+                pool.terminate() if stopped else pool.close()
+                pool.join()
+    elapsed = time.perf_counter() - t_start
+    from .contact import write_contact_sheet
+    write_contact_sheet(folder)
+    rate = made / elapsed * 60 if made and elapsed > 0 else 0.0
+    log(f"synth: made {made} in {elapsed:.1f} s ({rate:.1f} samples/min); contact sheet {folder / 'contact.png'}")
+    return {"made": made, "seconds": elapsed, "samples_per_min": rate, "stopped": stopped}
+
+
+def _free_gb(folder: Path) -> float:
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize / 1e9
+
