@@ -72,7 +72,7 @@ class Client:
         timeout = self.timeout if timeout is ... else timeout
         try:
             while True:
-                reply = self._next_for(request_id, timeout)
+                reply = self.next_message(request_id, timeout)
                 kind = reply["type"]
                 if kind == "progress":
                     if on_progress is not None:
@@ -97,7 +97,8 @@ class Client:
     def ping(self, timeout: float | None = ...) -> dict:
         return self.request("ping", timeout=timeout)
 
-    def _next_for(self, request_id: str, timeout: float | None) -> dict:
+    def next_message(self, request_id: str, timeout: float | None = None) -> dict:
+        """The next reply message (progress, result or error dict) of `request_id`; raises ClientError on timeout."""
         stash = self._stash.setdefault(request_id, collections.deque())
         deadline = None if timeout is None else time.monotonic() + timeout
         while not stash:
@@ -118,3 +119,68 @@ class Client:
                 self._stash[rid].append(reply)
             # replies to ids nobody waits for (e.g. after a timeout) are dropped
         return stash.popleft()
+
+
+# ------------------------------------------------------------------------------------------------------------
+# starting a local server (tests, benchmarks, demo scripts)
+
+READY_PREFIX = "GID backend ready on "
+
+
+def start_local_server(*serve_args: str, log_file: str | None = None, timeout: float = 120.0,
+                       python: str | None = None, env: dict | None = None):
+    """Start `python -m backend serve --bind tcp://127.0.0.1:0 ...` and wait for its ready line.
+
+    Returns (subprocess.Popen, endpoint). The process's stderr is discarded (it also logs to `log_file`);
+    stop it with `stop_local_server`.
+    """
+    import os
+    import selectors
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    args = list(serve_args)
+    if "--bind" not in args:
+        args = ["--bind", "tcp://127.0.0.1:0"] + args
+    if log_file is not None:
+        args += ["--log-file", str(log_file)]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen([python or sys.executable, "-m", "backend", "serve", *args], cwd=root,
+                            env=dict(os.environ if env is None else env, PYTHONUNBUFFERED="1"),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=0.5):
+                if proc.poll() is not None:
+                    break
+                continue
+            line = proc.stdout.readline()
+            if not line:
+                break
+            if line.startswith(READY_PREFIX):
+                return proc, line[len(READY_PREFIX):].strip()
+    finally:
+        sel.close()
+    stop_local_server(proc)
+    raise RuntimeError(f"gid serve did not become ready (exit code {proc.returncode}); see its log {log_file}")
+
+
+def stop_local_server(proc, timeout: float = 15.0) -> int:
+    """SIGTERM, wait, SIGKILL if it hangs; returns the exit code."""
+    import signal
+    import subprocess
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    if proc.stdout is not None:
+        proc.stdout.close()
+    return proc.returncode

@@ -12,8 +12,9 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
     render    {image: uint8 (H,W,3), spectral: float16|float32 (K,4,h,w), fps, T, times: float32 (n,) scene
                frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat"}
               -> {frames: uint8 (n,H,W,3)}    (n*H*W*3 bounded: ask in chunks of `times`)
-    simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1}],
-               start=0, count (1..10000), damping=0.05, mass=1, stiffness=1}
+    simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1,
+               kind="push"|"drag"}] (pixels of the spectral grid, clip frames), start=0, count (1..10000),
+               damping=0.05 (or K-1 ratios), rayleigh? [alpha, beta], mass=1, stiffness=1, normalize_modes=false}
               -> {displacement: float16 (count,2,h,w)}
     cancel    {target: id}                                  -> {cancelled: bool}
 Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
@@ -244,39 +245,67 @@ def _times(a: Args, limits: OpLimits) -> np.ndarray:
     return times
 
 
-POKE_KEYS = {"frame", "x", "y", "dx", "dy", "duration"}
+POKE_KEYS = {"frame", "x", "y", "dx", "dy", "duration", "kind"}
+
+
+def _pokes(a: Args, limits: OpLimits, h: int, w: int) -> list[dict]:
+    raw = a._get("pokes", [])
+    if not isinstance(raw, list) or len(raw) > limits.max_pokes:
+        raise _bad(a.op, f"'pokes' must be a list of at most {limits.max_pokes} maps")
+    pokes = []
+    for i, p in enumerate(raw):
+        if not isinstance(p, dict) or not {"frame", "x", "y", "dx", "dy"} <= set(p) <= POKE_KEYS:
+            raise _bad(a.op, f"pokes[{i}] must be a map with frame, x, y, dx, dy and optional duration, kind")
+        pa = Args(f"{a.op}: pokes[{i}]", p)
+        poke = {"frame": pa.integer("frame", lo=0, hi=10**9),
+                "x": pa.number("x", lo=0.0, hi=float(w - 1)), "y": pa.number("y", lo=0.0, hi=float(h - 1)),
+                "dx": pa.number("dx", lo=-1e6, hi=1e6), "dy": pa.number("dy", lo=-1e6, hi=1e6),
+                "duration": pa.integer("duration", 1, lo=1, hi=1_000_000),
+                "kind": pa.choice("kind", ("push", "drag"), "push")}
+        pa.finish()
+        pokes.append(poke)
+    return pokes
+
+
+def _damping(a: Args, K: int):
+    v = a._get("damping", 0.05)
+    if isinstance(v, list):
+        if len(v) != K - 1 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v):
+            raise _bad(a.op, f"'damping' must be one number or a list of {K - 1} numbers (one per mode)")
+        xi = [float(x) for x in v]
+        if not all(np.isfinite(x) and 0.0 <= x <= 1e3 for x in xi):
+            raise _bad(a.op, "'damping' ratios must be finite and in [0, 1000]")
+        return xi
+    return a.number("damping", lo=0.0, hi=1e3)
 
 
 def validate_simulate(raw: dict, limits: OpLimits) -> dict:
     a = Args("simulate", raw)
     fps, T = _clip(a)
     spectral = _spectral(a, limits, T)
-    pokes_raw = a._get("pokes", [])
-    if not isinstance(pokes_raw, list) or len(pokes_raw) > limits.max_pokes:
-        raise _bad(a.op, f"'pokes' must be a list of at most {limits.max_pokes} maps")
-    pokes = []
-    for i, p in enumerate(pokes_raw):
-        if not isinstance(p, dict) or not {"frame", "x", "y", "dx", "dy"} <= set(p) <= POKE_KEYS:
-            raise _bad(a.op, f"pokes[{i}] must be a map with frame, x, y, dx, dy and optional duration")
-        pa = Args(f"simulate: pokes[{i}]", p)
-        poke = {"frame": pa.integer("frame", lo=-10**9, hi=10**9),
-                "x": pa.number("x", lo=-1e6, hi=1e6), "y": pa.number("y", lo=-1e6, hi=1e6),
-                "dx": pa.number("dx", lo=-1e6, hi=1e6), "dy": pa.number("dy", lo=-1e6, hi=1e6),
-                "duration": pa.integer("duration", 1, lo=1, hi=1_000_000)}
-        pa.finish()
-        pokes.append(poke)
+    K, _, h, w = spectral.shape
+    rayleigh = a._get("rayleigh", None)
+    if rayleigh is not None:
+        if (not isinstance(rayleigh, list) or len(rayleigh) != 2
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 0
+                           for x in rayleigh)):
+            raise _bad(a.op, "'rayleigh' must be [alpha, beta], two finite numbers >= 0")
+        rayleigh = (float(rayleigh[0]), float(rayleigh[1]))
     out = {
-        "spectral": spectral, "fps": fps, "T": T, "pokes": pokes,
-        "start": a.integer("start", 0, lo=-10**9, hi=10**9),
+        "spectral": spectral, "fps": fps, "T": T, "pokes": _pokes(a, limits, h, w),
+        "start": a.integer("start", 0, lo=0, hi=10**9),
         "count": a.integer("count", lo=1, hi=limits.max_times),
-        "damping": a.number("damping", 0.05, lo=0.0, hi=1e3),
+        "damping": _damping(a, K), "rayleigh": rayleigh,
         "mass": a.number("mass", 1.0, lo=0.0, hi=1e6, positive=True),
         "stiffness": a.number("stiffness", 1.0, lo=0.0, hi=1e6, positive=True),
+        "normalize_modes": a.boolean("normalize_modes", False),
     }
     a.finish()
-    h, w = spectral.shape[-2:]
     _reply_bound(a, limits, out["count"] * 2 * h * w * 2, f"{out['count']} float16 fields of {w}x{h}",
                  "ask for a smaller `count` per request (in chunks, advancing `start`)")
+    # The simulation runs every frame up to start + count; bound that work too.
+    if out["start"] + out["count"] > 100 * limits.max_times:
+        raise _bad(a.op, f"start + count must be <= {100 * limits.max_times} frames")
     return out
 
 
@@ -422,10 +451,9 @@ def run_simulate(args: dict, models: Models, ctx: JobContext) -> dict:
         from shared.modal import simulate
     except ImportError as exc:
         raise ProtocolError(INVALID_ARGUMENT, f"simulate: modal dynamics not available: {exc}") from None
-    ctx.step("simulate", 0.0)
     disp = simulate(args["spectral"].astype(np.float32), args["fps"], args["T"], args["pokes"], args["start"],
-                    args["count"], damping=args["damping"], mass=args["mass"], stiffness=args["stiffness"])
-    ctx.step("simulate", 1.0)
+                    args["count"], damping=args["damping"], mass=args["mass"], stiffness=args["stiffness"],
+                    rayleigh=args["rayleigh"], normalize_modes=args["normalize_modes"], ctx=ctx)
     return {"displacement": _to_float16(disp)}
 
 

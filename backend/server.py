@@ -234,7 +234,7 @@ class Server:
         self._gone_identities.pop(identity, None)  # a client that set its own identity may come back
         body = frames[1:]
         prefix: list = []
-        if body and len(body[0]) == 0:  # REQ clients put an empty delimiter before the envelope
+        if len(body) > 1 and len(body[0]) == 0:  # REQ clients put an empty delimiter before the envelope
             prefix, body = [b""], body[1:]
         request_id = None
         try:
