@@ -1,0 +1,36 @@
+"""GID Image Dynamics: animate image planes with motion predicted by a local Generative Image Dynamics backend.
+
+Register order: properties, preferences, operators, panels; handlers keep the dynamics folder next to the .blend.
+"""
+from __future__ import annotations
+
+import bpy
+
+from . import connection, operators, panels, pokes, preferences, properties, storage
+
+_CLASSES = preferences.CLASSES + operators.CLASSES + pokes.CLASSES + panels.CLASSES
+_HANDLERS = (("save_pre", storage.on_save_pre), ("save_post", storage.on_save_post),
+             ("load_post", storage.on_load_post))
+
+
+def register() -> None:
+    properties.register()
+    for cls in _CLASSES:
+        bpy.utils.register_class(cls)
+    for name, fn in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if fn not in handlers:
+            handlers.append(fn)
+    bpy.types.STATUSBAR_HT_header.append(panels.draw_status)
+
+
+def unregister() -> None:
+    connection.shutdown()
+    bpy.types.STATUSBAR_HT_header.remove(panels.draw_status)
+    for name, fn in _HANDLERS:
+        handlers = getattr(bpy.app.handlers, name)
+        if fn in handlers:
+            handlers.remove(fn)
+    for cls in reversed(_CLASSES):
+        bpy.utils.unregister_class(cls)
+    properties.unregister()

@@ -1,0 +1,154 @@
+"""Baking frames with the backend's renderer into an image sequence on the plane, atomically.
+
+Frames arrive in chunks (one `render` request per chunk); they are written into a temporary sibling folder and
+swapped in place of `<object dir>/bake/` only when every frame is there. A cancelled or failed bake (backend
+gone, error) deletes the temporary folder: the previous frames and the material stay as they were.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+
+import bpy
+import numpy as np
+
+from . import connection, displacement, fields, storage
+from .vendor import spectral as sp
+
+BAKE_DIR = "bake"
+
+
+def write_png(path: str, rgb8: np.ndarray, scratch) -> None:
+    """uint8 (H, W, 3), row 0 at top -> 8-bit PNG, bytes exactly as given (Image.save writes the buffer as is)."""
+    h, w = rgb8.shape[:2]
+    rgba = np.ones((h, w, 4), np.float32)
+    rgba[..., :3] = rgb8 / 255.0
+    scratch.pixels.foreach_set(rgba[::-1].ravel())
+    scratch.filepath_raw = path
+    scratch.file_format = "PNG"
+    scratch.save()
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    return np.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+class BakeTask(connection.Task):
+    label = "Baking frames"
+
+    def __init__(self, obj, scene, mode: str | None = None, fmt: str | None = None, chunk: int | None = None,
+                 max_width: int = 0):
+        super().__init__()
+        s = obj.gid
+        plane = displacement.PlaneInfo(obj)
+        motion = storage.load_motion(obj)
+        self.obj_name = obj.name
+        self.scene_name = scene.name
+        size = plane.size
+        if max_width and size[0] > max_width:
+            size = (max_width, max(1, round(size[1] * max_width / size[0])))
+        self.image = np.clip(np.rint(displacement.image_pixels(plane.image, size)[..., :3] * 255), 0, 255
+                             ).astype(np.uint8)
+        # Mask and direction bias are linear per pixel, so they are applied to the spectral volume itself,
+        # at the image's size (crisp masks); speed, magnitude and the loop travel as render arguments.
+        spec = sp.resample_spectral(motion.variation(s.variation), size)
+        spec = fields.apply_direction_spectral(spec, s.direction, s.direction_bias)
+        mask = displacement.build_mask(obj, size)
+        if mask is not None:
+            spec = spec * mask[None, None]
+        self.spectral = spec.astype(np.float32)
+        self.fps, self.T = motion.fps, motion.T
+        self.scene_fps = scene.render.fps / scene.render.fps_base
+        self.speed, self.magnitude = float(s.speed), float(s.magnitude)
+        self.loop_frames = int(s.loop_frames)
+        self.start_frame = int(s.start_frame)
+        if self.loop_frames > 0:
+            self.frames = np.arange(self.start_frame, self.start_frame + self.loop_frames)
+            self.cyclic = True
+        else:
+            self.frames = np.arange(scene.frame_start, scene.frame_end + 1)
+            self.cyclic = False
+        self.mode = mode or s.bake_mode
+        self.fmt = fmt or s.bake_format
+        self.chunk = int(chunk or s.bake_chunk)
+        self.final_dir = os.path.join(storage.object_dir(obj), BAKE_DIR)
+        self.tmp_dir = None
+        self.next_index = 0
+        self.scratch = None
+
+    @property
+    def ext(self) -> str:
+        return "exr" if self.fmt == "OPEN_EXR" else "png"
+
+    def start(self, cl) -> None:
+        self.tmp_dir = storage.new_temp_dir(self.final_dir)
+        self.client = cl
+        self._request_next()
+
+    def _request_next(self) -> None:
+        a, b = self.next_index, min(self.next_index + self.chunk, len(self.frames))
+        times = (self.frames[a:b] - self.start_frame).astype(np.float32)
+        self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
+        self.submit(self.client, "render", {
+            "image": self.image, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
+            "T": int(self.T), "times": times, "scene_fps": float(self.scene_fps), "speed": self.speed,
+            "magnitude": self.magnitude, "loop_frames": self.loop_frames, "mode": self.mode})
+
+    def overall(self, done: float) -> float:
+        n = len(self.frames)
+        size = min(self.chunk, n - self.next_index)
+        return (self.next_index + done * size) / n
+
+    def on_job_done(self, job) -> None:
+        frames = np.asarray(job.result["frames"])
+        expected = (min(self.chunk, len(self.frames) - self.next_index),) + self.image.shape
+        if frames.shape != expected or frames.dtype != np.uint8:
+            raise ValueError(f"the backend sent frames {frames.dtype} {frames.shape}, expected uint8 {expected}")
+        self._write(frames)
+        self.next_index += len(frames)
+        self.progress = self.next_index / len(self.frames)
+        connection.report_progress(self)
+        if self.next_index < len(self.frames):
+            self._request_next()
+            return
+        storage.swap_dir(self.tmp_dir, self.final_dir)
+        self.tmp_dir = None
+        obj = bpy.data.objects[self.obj_name]
+        show_baked(obj, len(self.frames), int(self.frames[0]), self.cyclic, self.ext)
+        self.succeed(f"baked {len(self.frames)} frames into {self.final_dir}")
+
+    def _write(self, frames: np.ndarray) -> None:
+        h, w = self.image.shape[:2]
+        if self.fmt == "OPEN_EXR":
+            scene = bpy.data.scenes[self.scene_name]
+            with displacement.ExrWriter(scene, (w, h)) as writer:
+                for i, f in enumerate(frames):
+                    writer.write(os.path.join(self.tmp_dir, f"frame_{self.next_index + i + 1:04d}.exr"),
+                                 srgb_to_linear(f / 255.0))
+            return
+        scratch = bpy.data.images.new("GID scratch PNG", w, h, alpha=True, float_buffer=False)
+        try:
+            for i, f in enumerate(frames):
+                write_png(os.path.join(self.tmp_dir, f"frame_{self.next_index + i + 1:04d}.png"), f, scratch)
+        finally:
+            bpy.data.images.remove(scratch)
+
+    def cleanup(self) -> None:
+        if self.tmp_dir and os.path.isdir(self.tmp_dir):
+            shutil.rmtree(self.tmp_dir, ignore_errors=True)
+        self.tmp_dir = None
+
+
+def show_baked(obj, count: int, start: int, cyclic: bool, ext: str) -> None:
+    """Switch the plane's texture to the baked sequence (undisplaced: the frames already move)."""
+    plane = displacement.PlaneInfo(obj)
+    s = obj.gid
+    if s.source_image is None:
+        s.source_image = plane.node.image
+    img = displacement.sequence_image(obj, f"{BAKE_DIR}/frame_0001.{ext}", "bake")
+    img.colorspace_settings.name = "sRGB" if ext == "png" else "Linear Rec.709"
+    displacement.unwire_shader(plane)
+    displacement.unwire_geometry(obj)
+    plane.node.image = img
+    displacement.set_sequence_user(plane.node.image_user, count, start, cyclic)
+    s.display = "BAKED"

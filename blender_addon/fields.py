@@ -1,0 +1,130 @@
+"""User controls -> displacement fields, in numpy only (no bpy; the add-on's operators feed it values).
+
+Every field here is (n, 2, H, W) float32 in pixels of an (H, W) image, x right, y down, relative to the start
+frame (frame `start` shows the still). Motion itself always comes from `shared.spectral`
+(`displacement_for_frames`, or its building blocks when speed is animated), so the live path, the bake and the
+backend's renderer move identically.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .vendor import spectral as sp
+
+
+@dataclass
+class Plan:
+    """Which scene frames a displacement sequence covers and the control values at each.
+
+    frames: (n,) absolute scene frames written as files 1..n; cyclic: the sequence repeats (exact loops);
+    start: scene frame of relative time 0; tau: (n,) motion time in scene frames from `start` (the integral of
+    speed when speed is animated, else frames - start); the other arrays are per-frame control values.
+    """
+
+    frames: np.ndarray
+    cyclic: bool
+    start: int
+    loop_frames: int
+    speed: float                 # static speed (used when speed_animated is False)
+    speed_animated: bool
+    tau: np.ndarray
+    magnitude: np.ndarray
+    direction: np.ndarray
+    bias: np.ndarray
+    ambient_weight: np.ndarray
+    poke_weight: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(len(self.frames))
+
+
+def integrate_speed(frames: np.ndarray, start: int, speed_at) -> np.ndarray:
+    """tau(f) = sum of speed over the scene frames between start and f (negative before start)."""
+    frames = np.asarray(frames, dtype=np.int64)
+    lo, hi = int(min(frames.min(), start)), int(max(frames.max(), start))
+    speeds = np.array([speed_at(f) for f in range(lo, hi + 1)], dtype=np.float64)
+    cum = np.concatenate([[0.0], np.cumsum(speeds)])          # cum[i] = sum of speeds lo .. lo+i-1
+    return cum[frames - lo] - cum[start - lo]
+
+
+def ambient(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice) -> np.ndarray:
+    """Ambient motion (n, 2, H, W) for plan frames [index], magnitude 1, no bias or mask."""
+    if not plan.speed_animated:
+        rel = plan.frames[index] - plan.start
+        return sp.displacement_for_frames(spectral, T, fps, rel, scene_fps, plan.speed, 1.0, plan.loop_frames)
+    tau = plan.tau[index]
+    if plan.loop_frames > 0:  # loop at speed 1, walked at the animated speed
+        return sp.make_loop(spectral, T, fps, plan.loop_frames, scene_fps, 1.0).displacement(tau)
+    return sp.displacement_at(spectral, T, sp.scene_frame_times(tau, fps, scene_fps, 1.0))
+
+
+def apply_direction(fields: np.ndarray, angle, bias) -> np.ndarray:
+    """f' = (1 - b) f + b (f . u) u per frame, u the unit direction (x right, y down; angle counter-clockwise
+    from +x as seen in the image). angle, bias: scalars or (n,) arrays."""
+    n = fields.shape[0]
+    angle = np.broadcast_to(np.asarray(angle, np.float64), (n,))
+    bias = np.broadcast_to(np.asarray(bias, np.float64), (n,))
+    if not np.any(bias):
+        return fields
+    ux, uy = np.cos(angle), -np.sin(angle)
+    along = fields[:, 0] * ux[:, None, None] + fields[:, 1] * uy[:, None, None]
+    out = fields * (1.0 - bias)[:, None, None, None]
+    out[:, 0] += (bias * ux)[:, None, None] * along
+    out[:, 1] += (bias * uy)[:, None, None] * along
+    return out.astype(np.float32, copy=False)
+
+
+def apply_direction_spectral(spectral: np.ndarray, angle: float, bias: float) -> np.ndarray:
+    """The same projection on a spectral volume (K, 4, h, w); it is linear, so it commutes with the inverse FFT."""
+    if not bias:
+        return spectral
+    s = np.asarray(spectral, dtype=np.float32)
+    re = apply_direction(s[:, [0, 2]], np.full(len(s), angle), np.full(len(s), bias))
+    im = apply_direction(s[:, [1, 3]], np.full(len(s), angle), np.full(len(s), bias))
+    out = np.empty_like(s)
+    out[:, 0], out[:, 2], out[:, 1], out[:, 3] = re[:, 0], re[:, 1], im[:, 0], im[:, 1]
+    return out
+
+
+def controlled(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice,
+               mask: np.ndarray | None = None, pokes: np.ndarray | None = None) -> np.ndarray:
+    """Final displacement (n, 2, H, W) for plan frames [index]:
+    mask * (ambient_weight * magnitude * direction(ambient) + poke_weight * pokes)."""
+    f = ambient(spectral, T, fps, scene_fps, plan, index)
+    f = apply_direction(f, plan.direction[index], plan.bias[index])
+    f *= (plan.magnitude[index] * plan.ambient_weight[index])[:, None, None, None].astype(np.float32)
+    if pokes is not None:
+        f += pokes * plan.poke_weight[index][:, None, None, None].astype(np.float32)
+    if mask is not None:
+        f *= mask[None, None]
+    return f.astype(np.float32, copy=False)
+
+
+def to_uv_offset(fields: np.ndarray) -> np.ndarray:
+    """Pixels (x right, y down) -> UV units (u right, v up) of an (H, W) image: (n, 2, H, W)."""
+    h, w = fields.shape[-2:]
+    out = np.empty_like(fields)
+    out[:, 0] = fields[:, 0] / w
+    out[:, 1] = -fields[:, 1] / h
+    return out
+
+
+def live_size(size: tuple[int, int], max_width: int) -> tuple[int, int]:
+    """(W, H) of the displacement maps: the image's size, shrunk to at most max_width wide."""
+    w, h = int(size[0]), int(size[1])
+    if w <= max_width:
+        return w, h
+    return max_width, max(1, int(round(h * max_width / w)))
+
+
+def resample_time(fields: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of (m, 2, h, w) fields at real frame positions `times` (clamped to [0, m-1])."""
+    m = fields.shape[0]
+    t = np.clip(np.asarray(times, np.float64), 0.0, m - 1)
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, m - 1)
+    a = (t - i0).astype(np.float32)[:, None, None, None]
+    return fields[i0] * (1.0 - a) + fields[i1] * a

@@ -1,0 +1,353 @@
+"""The workflow operators (`gid.*`). Each works in the UI (non-blocking, progress, Esc cancels) and in scripts
+or background mode (blocking: timers never fire there), chosen by `bpy.app.background` or `blocking=True`."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import bpy
+import numpy as np
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
+
+from . import bake, connection, displacement, fields, storage
+from .client import BackendError
+from .properties import default_loop_frames, scene_fps
+
+_pending_updates: set[str] = set()
+
+
+def active_plane(context):
+    obj = context.active_object
+    displacement.PlaneInfo(obj)   # raises ValueError with a clear message when it is not an image plane
+    return obj
+
+
+def install_motion(obj, scene, motion: storage.Motion) -> None:
+    """Store motion for an object and set its controls' defaults the first time."""
+    storage.save_motion(obj, motion)
+    s = obj.gid
+    first = not s.has_motion
+    s.fps, s.T, s.variations = motion.fps, motion.T, motion.spectral.shape[0]
+    s.variation = min(s.variation, s.variations - 1)
+    if first:
+        s.loop_frames = default_loop_frames(scene)
+        s.start_frame = scene.frame_start
+    s.has_motion = True
+
+
+def apply_live(obj, scene) -> dict:
+    info = displacement.apply(obj, scene)
+    return info
+
+
+def schedule_live_update(obj_name: str) -> None:
+    """Debounced re-apply from property updates (UI): many slider events -> one write."""
+    _pending_updates.add(obj_name)
+    if not bpy.app.timers.is_registered(_flush_live_updates):
+        bpy.app.timers.register(_flush_live_updates, first_interval=0.3)
+
+
+def _flush_live_updates():
+    names = list(_pending_updates)
+    _pending_updates.clear()
+    for name in names:
+        obj = bpy.data.objects.get(name)
+        if obj is not None and obj.gid.has_motion and obj.gid.display == "LIVE":
+            try:
+                displacement.apply(obj, bpy.context.scene)
+            except (ValueError, RuntimeError, OSError) as exc:
+                print(f"GID: live update of {name} failed: {exc}")
+    return None
+
+
+class _TaskOperator:
+    """Runs a connection.Task: blocking in background mode / scripts, else modal with Esc to cancel."""
+
+    blocking: BoolProperty(name="Blocking", default=False, options={"SKIP_SAVE"},
+                           description="Wait for the result (scripts; always on in background mode)")
+    timeout: FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
+
+    def make_task(self, context):
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            task = self.make_task(context)
+            if bpy.app.background or self.blocking:
+                connection.run_blocking(task, context, self.timeout)
+            else:
+                connection.begin(task, context)
+        except (ValueError, RuntimeError, OSError, BackendError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background or self.blocking:
+            if not task.ok:
+                self.report({"ERROR"}, f"{task.label} failed: {task.message}")
+                return {"CANCELLED"}
+            self.report({"INFO"}, task.message)
+            return {"FINISHED"}
+        self._task = task
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def invoke(self, context, event):
+        return self.execute(context)
+
+    def modal(self, context, event):
+        task = self._task
+        if event.type == "ESC" and event.value == "PRESS" and not task.finished:
+            task.cancel()
+        if task.finished:
+            self.report({"INFO"} if task.ok else {"ERROR"}, task.message or task.label)
+            return {"FINISHED"} if task.ok else {"CANCELLED"}
+        return {"PASS_THROUGH"}
+
+
+# --------------------------------------------------------------------------------------------------------
+# image and motion in
+
+
+class GID_OT_import_image(bpy.types.Operator):
+    """Import an image as a plane ready for dynamics (Images as Planes, emission shader, facing +Z)"""
+
+    bl_idname = "gid.import_image"
+    bl_label = "Import Image"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_image: BoolProperty(default=True, options={"HIDDEN", "SKIP_SAVE"})
+    height: FloatProperty(name="Height", default=1.0, min=1e-4)
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        path = bpy.path.abspath(self.filepath)
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"no such image file: {path}")
+            return {"CANCELLED"}
+        if context.mode != "OBJECT":
+            bpy.ops.object.mode_set(mode="OBJECT")
+        result = bpy.ops.image.import_as_mesh_planes(
+            files=[{"name": os.path.basename(path)}], directory=os.path.dirname(path) + os.sep,
+            shader="EMISSION", align_axis="+Z", height=self.height, relative=bool(bpy.data.filepath))
+        if "FINISHED" not in result or context.active_object is None:
+            self.report({"ERROR"}, f"could not import {path} as a plane")
+            return {"CANCELLED"}
+        obj = context.active_object
+        plane = displacement.PlaneInfo(obj)
+        plane.node.extension = "EXTEND"
+        obj.gid.source_image = plane.node.image
+        storage.object_key(obj)
+        self.report({"INFO"}, f"imported {obj.name} ({plane.size[0]}x{plane.size[1]})")
+        return {"FINISHED"}
+
+
+class GID_OT_load_motion(bpy.types.Operator):
+    """Use motion from a file (.npz with spectral, fps, T), e.g. extracted from a video clip"""
+
+    bl_idname = "gid.load_motion"
+    bl_label = "Load Motion"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(subtype="FILE_PATH")
+    filter_glob: StringProperty(default="*.npz", options={"HIDDEN"})
+    apply: BoolProperty(name="Apply live displacement", default=True)
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
+    def execute(self, context):
+        try:
+            obj = active_plane(context)
+            motion = storage.read_motion_file(bpy.path.abspath(self.filepath))
+            install_motion(obj, context.scene, motion)
+            if self.apply:
+                apply_live(obj, context.scene)
+        except (ValueError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{obj.name}: motion with {motion.spectral.shape[0]} variation(s), "
+                              f"K={motion.spectral.shape[1]}, {motion.fps:g} fps, T={motion.T}")
+        return {"FINISHED"}
+
+
+class PredictTask(connection.Task):
+    label = "Predicting motion"
+
+    def __init__(self, obj, scene, seed: int, samples: int, loop: bool, steps: int = 0, max_width: int = 1024):
+        super().__init__()
+        plane = displacement.PlaneInfo(obj)
+        size = fields.live_size(plane.size, max_width)
+        px = displacement.image_pixels(plane.image, size)[..., :3]
+        self.image = np.clip(np.rint(px * 255.0), 0, 255).astype(np.uint8)
+        self.obj_name, self.scene_name = obj.name, scene.name
+        self.args = {"image": self.image, "seed": int(seed), "samples": int(samples), "loop": bool(loop)}
+        if steps:
+            self.args["steps"] = int(steps)
+
+    def start(self, cl) -> None:
+        self.submit(cl, "predict", self.args)
+
+    def on_job_done(self, job) -> None:
+        r = job.result
+        motion = storage.validate_motion(r["spectral"], r["fps"], r["T"], tuple(r.get("size") or ()) or None)
+        obj = bpy.data.objects[self.obj_name]
+        scene = bpy.data.scenes[self.scene_name]
+        install_motion(obj, scene, motion)
+        info = apply_live(obj, scene)
+        self.succeed(f"{obj.name}: {motion.spectral.shape[0]} variation(s) predicted; live displacement "
+                     f"{info['frames']} frames in {info['seconds']:.1f} s")
+
+
+class GID_OT_predict_motion(_TaskOperator, bpy.types.Operator):
+    """Predict motion for the image plane with the backend (Esc cancels)"""
+
+    bl_idname = "gid.predict_motion"
+    bl_label = "Predict Motion"
+
+    samples: IntProperty(name="Samples", default=0, min=0, max=16,
+                         description="Variations to predict (0 = the object's Samples setting)")
+    seed: IntProperty(name="Seed", default=-1, min=-1, description="-1 = the object's Seed setting")
+    steps: IntProperty(name="Steps", default=0, min=0, max=1000, description="Diffusion steps (0 = default)")
+
+    def make_task(self, context):
+        obj = active_plane(context)
+        s = obj.gid
+        return PredictTask(obj, context.scene, s.seed if self.seed < 0 else self.seed,
+                           self.samples or s.samples, s.seamless, self.steps)
+
+
+class GID_OT_cancel_job(bpy.types.Operator):
+    """Cancel the running backend job"""
+
+    bl_idname = "gid.cancel_job"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        task = connection.current_task()
+        if task is None:
+            return {"CANCELLED"}
+        task.cancel()
+        return {"FINISHED"}
+
+
+# --------------------------------------------------------------------------------------------------------
+# live displacement, bake, export
+
+
+class GID_OT_apply_displacement(bpy.types.Operator):
+    """Write the live displacement sequence and wire it into the plane (no backend needed)"""
+
+    bl_idname = "gid.apply_displacement"
+    bl_label = "Apply Displacement"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            obj = active_plane(context)
+            info = apply_live(obj, context.scene)
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{obj.name}: {info['frames']} frames at {info['size'][0]}x{info['size'][1]} "
+                              f"in {info['seconds']:.2f} s")
+        return {"FINISHED"}
+
+
+class GID_OT_show_still(bpy.types.Operator):
+    """Show the still image (remove displacement and baked frames from the material)"""
+
+    bl_idname = "gid.show_still"
+    bl_label = "Show Still"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            displacement.show_still(active_plane(context))
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return {"FINISHED"}
+
+
+class GID_OT_bake_sequence(_TaskOperator, bpy.types.Operator):
+    """Render the loop (or the scene range) with the backend into an image sequence on the plane"""
+
+    bl_idname = "gid.bake_sequence"
+    bl_label = "Bake Sequence"
+
+    mode: EnumProperty(name="Renderer", items=[("OBJECT", "Object setting", ""), ("ibr", "Image-based", ""),
+                                               ("splat", "Splat preview", "")], default="OBJECT")
+
+    def make_task(self, context):
+        obj = active_plane(context)
+        return bake.BakeTask(obj, context.scene, mode=None if self.mode == "OBJECT" else self.mode)
+
+
+class GID_OT_export_flow(bpy.types.Operator):
+    """Export the displacement as an EXR sequence for Nuke IDistort / After Effects (backward offsets in
+    pixels: R = u, G = v, y up; UV = where each output pixel samples the still)"""
+
+    bl_idname = "gid.export_flow"
+    bl_label = "Export Flow"
+
+    directory: StringProperty(subtype="DIR_PATH", description="Folder in which <object>_flow/flow_####.exr is "
+                                                              "written (default: the object's folder)")
+
+    def execute(self, context):
+        try:
+            obj = active_plane(context)
+            info = export_flow(obj, context.scene, bpy.path.abspath(self.directory) if self.directory else None)
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"exported {info['frames']} flow frames to {info['directory']}")
+        return {"FINISHED"}
+
+
+def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> dict:
+    """IDistort convention: R/G = backward offset in pixels (where to sample from), x right, y up."""
+    s = obj.gid
+    plane = displacement.PlaneInfo(obj)
+    motion = storage.load_motion(obj)
+    size = plane.size
+    from .vendor import spectral as sp
+
+    spec = sp.resample_spectral(motion.variation(s.variation), size)
+    mask = displacement.build_mask(obj, size)
+    pokes = displacement.load_pokes(obj)
+    plan = displacement.make_plan(obj, scene, None if pokes is None else (pokes[1], pokes[1] + len(pokes[0]) - 1))
+    # Always a folder of our own (it is replaced as a whole), inside the one the user picked.
+    final = os.path.join(directory or storage.object_dir(obj), f"{storage.object_key(obj)}_flow")
+    tmp = storage.new_temp_dir(final)
+    try:
+        with displacement.ExrWriter(scene, size) as writer:
+            for a in range(0, plan.count, chunk):
+                idx = slice(a, min(a + chunk, plan.count))
+                pk = displacement.poke_chunk(pokes, plan.frames[idx], size) if pokes is not None else None
+                f = fields.controlled(spec, motion.T, motion.fps, scene_fps(scene), plan, idx, mask, pk)
+                rgb = np.zeros((f.shape[0], size[1], size[0], 3), np.float32)
+                rgb[..., 0], rgb[..., 1] = -f[:, 0], f[:, 1]     # backward offset; y up (Nuke)
+                for i in range(f.shape[0]):
+                    writer.write(os.path.join(tmp, f"flow_{a + i + 1:04d}.exr"), rgb[i])
+        meta = {"convention": "nuke_idistort", "units": "pixels", "channels": {"R": "u (x right)",
+                                                                                "G": "v (y up)"},
+                "meaning": "output pixel (x, y) samples the still at (x + u, y + v)",
+                "width": size[0], "height": size[1], "frames": [int(f) for f in plan.frames],
+                "cyclic": plan.cyclic, "scene_fps": scene_fps(scene)}
+        with open(os.path.join(tmp, "flow.json"), "w") as fh:
+            json.dump(meta, fh, indent=1)
+        storage.swap_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"frames": plan.count, "directory": final}
+
+
+CLASSES = (GID_OT_import_image, GID_OT_load_motion, GID_OT_predict_motion, GID_OT_cancel_job,
+           GID_OT_apply_displacement, GID_OT_show_still, GID_OT_bake_sequence, GID_OT_export_flow)

@@ -1,0 +1,129 @@
+"""Per-object dynamics settings (`Object.gid`) and the window-manager job state shown in the panel."""
+from __future__ import annotations
+
+import math
+
+import bpy
+from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty)
+
+
+def _schedule_live_update(self, context) -> None:
+    """Re-apply live displacement shortly after a control changes (UI only: timers never fire headless)."""
+    if bpy.app.background or not self.auto_update or self.display != "LIVE":
+        return
+    from . import operators
+
+    operators.schedule_live_update(self.id_data.name)
+
+
+class GIDObjectSettings(bpy.types.PropertyGroup):
+    key: StringProperty(name="Folder key", description="Name of this object's folder under <blend>_dynamics",
+                        options=set())
+    has_motion: BoolProperty(name="Has motion", default=False, options=set())
+    fps: FloatProperty(name="Clip fps", default=30.0, options=set())
+    T: IntProperty(name="Clip frames", default=150, options=set())
+    variations: IntProperty(name="Variations", default=0, options=set())
+    source_image: PointerProperty(type=bpy.types.Image, name="Still image",
+                                  description="The still the motion was predicted for")
+
+    variation: IntProperty(name="Variation", default=0, min=0, update=_schedule_live_update, options=set(),
+                           description="Which predicted sample to use (predict with Samples > 1 to get several)")
+    loop_frames: IntProperty(name="Loop length", default=0, min=0, soft_max=600, update=_schedule_live_update,
+                             options=set(), description="Frames per loop at the scene frame rate "
+                                                        "(0 = no loop: the clip's own motion). Set to 2 s on load")
+    start_frame: IntProperty(name="Start frame", default=1, update=_schedule_live_update, options=set(),
+                             description="Scene frame where the motion starts (shows the still)")
+    speed: FloatProperty(name="Speed", default=1.0, min=0.01, soft_max=4.0, update=_schedule_live_update,
+                         description="Time scale of the motion (animatable)")
+    magnitude: FloatProperty(name="Magnitude", default=1.0, min=0.0, soft_max=5.0, update=_schedule_live_update,
+                             description="Amplitude scale of the motion (animatable)")
+    mask_image: PointerProperty(type=bpy.types.Image, name="Mask image", update=_schedule_live_update,
+                                description="Grayscale: white moves, black is frozen")
+    mask_vertex_group: StringProperty(name="Mask vertex group", update=_schedule_live_update,
+                                      description="Painted weights: 1 moves, 0 is frozen")
+    direction: FloatProperty(name="Direction", default=0.0, subtype="ANGLE", update=_schedule_live_update,
+                             description="Preferred direction of motion in the image (0 = right, 90 = up)")
+    direction_bias: FloatProperty(name="Direction bias", default=0.0, min=0.0, max=1.0,
+                                  update=_schedule_live_update,
+                                  description="0 = motion as predicted, 1 = only the part along Direction")
+
+    live_mode: EnumProperty(name="Live mode", items=[
+        ("SHADER", "Shader (UV offset)", "Pixel-exact displacement of the image in the material"),
+        ("GEOMETRY", "Geometry (Displace)", "Move subdivided vertices with a Displace modifier"),
+    ], default="SHADER", options=set())
+    geometry_levels: IntProperty(name="Subdivision", default=6, min=1, max=10, options=set(),
+                                 description="Simple subdivision levels of the plane in geometry mode")
+    live_max_width: IntProperty(name="Live resolution", default=1024, min=16, max=8192, options=set(),
+                                description="Largest width of the displacement maps (motion is smooth)")
+    auto_update: BoolProperty(name="Auto update", default=True, options=set(),
+                              description="Re-apply live displacement when a control changes")
+    display: EnumProperty(name="Showing", items=[
+        ("STILL", "Still", "The still image"),
+        ("LIVE", "Live", "Live displacement of the still"),
+        ("BAKED", "Baked", "A baked image sequence"),
+    ], default="STILL", options=set())
+
+    bake_format: EnumProperty(name="Format", items=[("PNG", "PNG", "8-bit PNG sequence"),
+                                                    ("OPEN_EXR", "EXR", "Half-float EXR sequence")],
+                              default="PNG", options=set())
+    bake_mode: EnumProperty(name="Renderer", items=[("ibr", "Image-based (model)", "The trained renderer"),
+                                                    ("splat", "Splat preview", "Softmax splatting, no model")],
+                            default="ibr", options=set())
+    bake_chunk: IntProperty(name="Frames per request", default=8, min=1, max=256, options=set())
+
+    seed: IntProperty(name="Seed", default=0, min=0, options=set())
+    samples: IntProperty(name="Samples", default=1, min=1, max=16, options=set(),
+                         description="Number of motion variations to predict")
+    seamless: BoolProperty(name="Seamless (guided)", default=False, options=set(),
+                           description="Loop guidance during sampling (slower)")
+
+    ambient_weight: FloatProperty(name="Ambient", default=1.0, min=0.0, soft_max=2.0,
+                                  description="Weight of the ambient loop when pokes are baked")
+    poke_weight: FloatProperty(name="Pokes", default=1.0, min=0.0, soft_max=4.0,
+                               description="Weight of the poke response")
+    poke_damping: FloatProperty(name="Damping", default=0.05, min=0.0, max=2.0, options=set(),
+                                description="Damping ratio of every mode")
+    poke_mass: FloatProperty(name="Mass", default=1.0, min=0.01, options=set())
+    poke_stiffness: FloatProperty(name="Stiffness", default=1.0, min=0.01, options=set())
+    has_pokes: BoolProperty(name="Pokes baked", default=False, options=set())
+
+
+class GIDJobState(bpy.types.PropertyGroup):
+    """What the panel and status bar show about the running job."""
+
+    busy: BoolProperty(default=False, options=set())
+    label: StringProperty(default="", options=set())
+    progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options=set())
+    message: StringProperty(default="", options=set())
+    status: StringProperty(default="not connected", options=set())
+
+
+def default_loop_frames(scene) -> int:
+    """2 seconds at the scene frame rate."""
+    return max(2, int(round(2.0 * scene.render.fps / scene.render.fps_base)))
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base
+
+
+def direction_vector(angle: float) -> tuple[float, float]:
+    """Unit vector in image pixels (x right, y down) for an angle measured counter-clockwise from +x."""
+    return math.cos(angle), -math.sin(angle)
+
+
+CLASSES = (GIDObjectSettings, GIDJobState)
+
+
+def register() -> None:
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    bpy.types.Object.gid = PointerProperty(type=GIDObjectSettings)
+    bpy.types.WindowManager.gid_job = PointerProperty(type=GIDJobState)
+
+
+def unregister() -> None:
+    del bpy.types.WindowManager.gid_job
+    del bpy.types.Object.gid
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)
