@@ -129,7 +129,8 @@ READY_PREFIX = "GID backend ready on "
 
 def start_local_server(*serve_args: str, log_file: str | None = None, timeout: float = 120.0,
                        python: str | None = None, env: dict | None = None):
-    """Start `python -m backend serve --bind tcp://127.0.0.1:0 ...` and wait for its ready line.
+    """Start `gid serve --bind tcp://127.0.0.1:0 ...` (as `python -m backend.serve_cli`, which skips importing
+    the other sub-commands) and wait for its ready line.
 
     Returns (subprocess.Popen, endpoint). The process's stderr is discarded (it also logs to `log_file`);
     stop it with `stop_local_server`.
@@ -146,7 +147,7 @@ def start_local_server(*serve_args: str, log_file: str | None = None, timeout: f
     if log_file is not None:
         args += ["--log-file", str(log_file)]
     root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([python or sys.executable, "-m", "backend", "serve", *args], cwd=root,
+    proc = subprocess.Popen([python or sys.executable, "-m", "backend.serve_cli", *args], cwd=root,
                             env=dict(os.environ if env is None else env, PYTHONUNBUFFERED="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     sel = selectors.DefaultSelector()

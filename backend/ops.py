@@ -276,7 +276,7 @@ def _damping(a: Args, K: int):
         if not all(np.isfinite(x) and 0.0 <= x <= 1e3 for x in xi):
             raise _bad(a.op, "'damping' ratios must be finite and in [0, 1000]")
         return xi
-    return a.number("damping", lo=0.0, hi=1e3)
+    return a.number("damping", 0.05, lo=0.0, hi=1e3)
 
 
 def validate_simulate(raw: dict, limits: OpLimits) -> dict:

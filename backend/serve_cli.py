@@ -82,3 +82,19 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         os._exit(0)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m backend.serve_cli ARGS` = `gid serve ARGS`, without importing the other sub-commands."""
+    parser = argparse.ArgumentParser(prog="gid")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, RuntimeError, OSError) as exc:
+        print(f"gid serve: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
