@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -376,7 +377,7 @@ class Models:
         if self._motion is None:
             def load():
                 from .motion.predictor import MotionPredictor
-                return MotionPredictor.load(checkpoint_dir=self._part_dir(), device=self.device)
+                return MotionPredictor.load(checkpoint_dir=self.checkpoint, device=self.device)
             self._motion = self._load("motion", load)
         return self._motion
 
@@ -384,12 +385,13 @@ class Models:
         if self._renderer is None:
             def load():
                 from .render.api import Renderer
-                return Renderer.load(checkpoint_dir=self._part_dir(), device=self.device)
+                return Renderer.load(checkpoint_dir=self._part_dir("render"), device=self.device)
             self._renderer = self._load("render", load)
         return self._renderer
 
-    def _part_dir(self):
-        return self.checkpoint
+    def _part_dir(self, part: str):
+        """`checkpoint` is a weights root laid out like backend/weights/default (<root>/<part>/); None = default."""
+        return None if self.checkpoint is None else str(Path(self.checkpoint) / part)
 
 
 def _plain(obj, depth: int = 0):
@@ -434,6 +436,10 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
         renderer = models.renderer()
     except ModelUnavailable as exc:
         raise ProtocolError(INVALID_ARGUMENT, f"render: no renderer loaded: {exc}") from None
+    if args["mode"] not in _renderer_modes(renderer):
+        raise ProtocolError(INVALID_ARGUMENT, f"render: mode {args['mode']!r} has no model loaded "
+                                              f"({models.status()['render'].get('info', {}).get('ibr_error')}); "
+                                              f"use mode 'splat' or install trained weights")
     frames = renderer.render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
                              args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
                              magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
@@ -444,6 +450,13 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
         raise RuntimeError(f"renderer returned {frames.dtype} {frames.shape}, expected uint8 "
                            f"{(len(args['times']), h, w, 3)}")
     return {"frames": frames}
+
+
+def _renderer_modes(renderer) -> list:
+    try:
+        return list(renderer.info().get("modes", ["ibr", "splat"]))
+    except Exception:  # info is diagnostics; let render itself decide
+        return ["ibr", "splat"]
 
 
 def run_simulate(args: dict, models: Models, ctx: JobContext) -> dict:

@@ -19,7 +19,8 @@ def register(subparsers) -> None:
                         "loopback requires --token")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--checkpoint", default=None,
-                   help="weights folder given to the model loaders (default: the shipped default weights)")
+                   help="weights root laid out like backend/weights/default (<DIR>/vae, <DIR>/ldm, <DIR>/render); "
+                        "default: the shipped default weights")
     p.add_argument("--token", default=None,
                    help=f"shared secret every request must carry (default: ${ENV_TOKEN} if set)")
     p.add_argument("--max-queue", type=int, default=8, help="jobs that may wait behind the running one")
