@@ -1,0 +1,361 @@
+"""The Blender add-on end to end, in real bpy, installed from the built extension zip.
+
+Each scenario runs in its own Python process (`python tests/test_addon_workflow.py SCENARIO WORKDIR`): bpy is
+one Blender per process, and BLENDER_USER_RESOURCES (the sandboxed user folder the zip is installed into) must
+be set before bpy is imported. A scenario prints one JSON line of measurements; the pytest functions assert.
+Motion comes from an analytic sinusoid (`shared.spectral.motion_to_spectral`) loaded with `gid.load_motion`,
+so expected displacements are known exactly; the bake uses a real `gid serve` with the splat renderer.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+W, H = 64, 40
+T, FPS = 150, 30.0
+MODULE = "bl_ext.user_default.gid_dynamics"
+
+
+# --------------------------------------------------------------------------------------------------------
+# fixtures (pytest side)
+
+
+@pytest.fixture(scope="module")
+def addon_zip(tmp_path_factory) -> Path:
+    from backend import addon_build
+
+    dist = tmp_path_factory.mktemp("dist")
+    zips = addon_build.build(dist)
+    names = sorted(z.name for z in zips)
+    assert names == [f"gid_dynamics-0.1.0-{p}.zip" for p in ("linux_x64", "macos_arm64", "macos_x64",
+                                                              "windows_x64")]
+    return dist / "gid_dynamics-0.1.0-linux_x64.zip"
+
+
+def run_scenario(name: str, workdir: Path, addon_zip: Path, timeout: float = 240.0, env: dict | None = None):
+    workdir.mkdir(parents=True, exist_ok=True)
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
+    proc = subprocess.run([PY, __file__, name, str(workdir), str(addon_zip)], capture_output=True, text=True,
+                          timeout=timeout, env=full_env, cwd=str(ROOT))
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise AssertionError(f"scenario {name} failed (rc={proc.returncode}):\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-4000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def test_live_displacement_workflow(addon_zip, tmp_path):
+    r = run_scenario("live", tmp_path, addon_zip)
+    # frame start shows the still exactly; later frames move; the frame after the loop equals the first
+    assert r["still_error"] < 0.5
+    assert r["moved_5"] > 2.0 and r["moved_12"] > 5.0
+    assert r["loop_closure"] == 0.0
+    # pixel exact: the rendered frame is the backward warp of the still by the shared displacement
+    assert r["warp_error_mean"] < 1.0, r
+    assert r["warp_error_mean"] < 0.1 * r["moved_12"]
+    # the loop seam moves no more than an ordinary step
+    assert r["seam_step"] < 1.5 * r["max_step"]
+    # magnitude and speed changes update in seconds; magnitude 0 freezes everything
+    assert r["reapply_seconds"] < 5.0
+    assert r["frozen_moved"] < 0.5
+    # a half-black mask freezes the left half only
+    assert r["mask_left_moved"] < 0.5 and r["mask_right_moved"] > 2.0
+    # geometry mode: evaluated vertices move and come back at the loop end
+    assert r["geo_moved"] > 1e-3 and r["geo_loop"] < 1e-6
+    # export for Nuke IDistort: backward offsets in pixels, y up
+    assert r["flow_files"] == r["loop_frames"]
+    assert r["flow_error"] < 0.01
+    # save + reload: relative paths next to the .blend, motion and frames unchanged
+    assert r["saved_paths_relative"] and r["dynamics_next_to_blend"]
+    assert r["reload_render_diff"] < 0.5 and r["reload_moved"] > 5.0
+    # disable / enable cleanly
+    assert r["disabled_ok"] and r["reenabled_ok"]
+
+
+def test_pokes(addon_zip, tmp_path):
+    r = run_scenario("pokes", tmp_path, addon_zip)
+    assert r["before_max"] == 0.0                      # frames before the poke are untouched
+    assert r["after_max"] > 0.05                       # the plane moves right after it
+    assert r["late_max"] < 0.5 * r["after_max"]        # and the motion decays
+    assert r["moved_key_changed"]                      # moving the key and re-baking changes the timeline
+    assert r["rebake_seconds"] < 10.0
+
+
+def test_bake_with_backend(addon_zip, tmp_path):
+    r = run_scenario("bake", tmp_path, addon_zip, timeout=400.0)
+    assert r["baked_files"] == r["loop_frames"]
+    assert r["showing"] == "BAKED"
+    assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0
+    # killing the backend mid-bake: a clear error, previous frames and material untouched, no temp folders
+    assert "exited" in r["kill_message"] or "no answer" in r["kill_message"], r["kill_message"]
+    assert r["kill_files_unchanged"] and r["kill_no_temp"] and r["kill_still_showing"] == "BAKED"
+
+
+# --------------------------------------------------------------------------------------------------------
+# scenarios (run inside a fresh bpy process)
+
+
+def _scene_setup(workdir: Path, zip_path: str):
+    """Install the zip into a sandboxed user folder, make the test image and motion, import the plane."""
+    os.environ["BLENDER_USER_RESOURCES"] = str(workdir / "user")
+    import bpy
+    from PIL import Image
+
+    from shared import spectral as sp
+
+    yy, xx = np.mgrid[0:H, 0:W]
+    img = np.stack([xx * 255 // (W - 1), yy * 255 // (H - 1), ((xx // 8 + yy // 8) % 2) * 255], -1).astype(np.uint8)
+    Image.fromarray(img).save(workdir / "still.png")
+    t = np.arange(T)[:, None, None]
+    motion = np.zeros((T, 2, H, W), np.float32)
+    motion[:, 0] = 2.0 * np.sin(2 * np.pi * 3 * t / T) * (xx / W)[None]
+    motion[:, 1] = 1.0 * np.sin(2 * np.pi * 5 * t / T + 1.0)
+    spec = sp.motion_to_spectral(motion)
+    np.savez(workdir / "motion.npz", spectral=spec, fps=FPS, T=T)
+
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    r = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
+    assert "FINISHED" in r and MODULE in bpy.context.preferences.addons
+    sc = bpy.context.scene
+    sc.render.fps, sc.render.fps_base = 24, 1.0
+    sc.frame_start, sc.frame_end = 1, 96
+    assert "FINISHED" in bpy.ops.gid.import_image(filepath=str(workdir / "still.png"))
+    ob = bpy.context.active_object
+    cam_data = bpy.data.cameras.new("cam")
+    cam_data.type, cam_data.ortho_scale = "ORTHO", ob.dimensions[0]
+    cam = bpy.data.objects.new("cam", cam_data)
+    sc.collection.objects.link(cam)
+    cam.location = (0, 0, 5)
+    sc.camera = cam
+    sc.render.engine = "CYCLES"
+    sc.cycles.samples, sc.cycles.device, sc.cycles.use_denoising = 1, "CPU", False
+    sc.render.resolution_x, sc.render.resolution_y, sc.render.resolution_percentage = W, H, 100
+    sc.render.filter_size = 0.01                       # one sample per pixel centre: comparable to a remap
+    sc.view_settings.view_transform = "Standard"
+    sc.render.image_settings.file_format = "PNG"
+    return bpy, ob, img, spec
+
+
+def _render(bpy, workdir: Path, frame: int, tag: str = "") -> np.ndarray:
+    from PIL import Image
+
+    sc = bpy.context.scene
+    sc.frame_set(frame)
+    path = str(workdir / f"render_{tag}{frame}.png")
+    sc.render.filepath = path
+    bpy.ops.render.render(write_still=True)
+    return np.asarray(Image.open(path).convert("RGB")).astype(np.float32)
+
+
+def _diff(a, b) -> float:
+    return float(np.abs(a - b).mean())
+
+
+def _eval_coords(bpy, ob, frame: int) -> np.ndarray:
+    bpy.context.scene.frame_set(frame)
+    dg = bpy.context.evaluated_depsgraph_get()
+    oe = ob.evaluated_get(dg)
+    me = oe.to_mesh()
+    co = np.empty(len(me.vertices) * 3, np.float32)
+    me.vertices.foreach_get("co", co)
+    oe.to_mesh_clear()
+    return co.reshape(-1, 3)
+
+
+def scenario_live(workdir: Path, zip_path: str) -> dict:
+    import time
+
+    import cv2
+
+    bpy, ob, img, spec = _scene_setup(workdir, zip_path)
+    from shared import spectral as sp
+
+    out = {}
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
+    s = ob.gid
+    L, start = s.loop_frames, s.start_frame
+    out["loop_frames"] = L
+    assert L == 48 and start == 1 and s.display == "LIVE"
+    r = {f: _render(bpy, workdir, f) for f in (1, 5, 12, 1 + L)}
+    out["still_error"] = _diff(r[1], img)
+    out["moved_5"], out["moved_12"] = _diff(r[5], r[1]), _diff(r[12], r[1])
+    out["loop_closure"] = _diff(r[1 + L], r[1])
+    yy, xx = np.mgrid[0:H, 0:W]
+    F = sp.displacement_for_frames(spec, T, FPS, [11], 24.0, 1.0, 1.0, L)[0]
+    expected = cv2.remap(img.astype(np.float32), (xx - F[0]).astype(np.float32), (yy - F[1]).astype(np.float32),
+                         cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    out["warp_error_mean"] = _diff(expected, r[12])
+    # seam: the step from the last loop frame to the first, compared with the largest ordinary step
+    d = sp.displacement_for_frames(spec, T, FPS, np.arange(L + 1), 24.0, 1.0, 1.0, L)
+    steps = np.abs(np.diff(d, axis=0)).max(axis=(1, 2, 3))
+    out["seam_step"], out["max_step"] = float(np.abs(d[0] - d[L - 1]).max()), float(steps.max())
+
+    # controls: magnitude 0 freezes, re-apply time
+    s.magnitude = 0.0
+    t0 = time.perf_counter()
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    out["reapply_seconds"] = time.perf_counter() - t0
+    out["frozen_moved"] = _diff(_render(bpy, workdir, 12, "frozen"), img)
+    s.magnitude = 1.0
+    # mask: left half black
+    mask = np.zeros((H, W, 4), np.float32)
+    mask[:, W // 2:, :3] = 1.0
+    mask[..., 3] = 1.0
+    mimg = bpy.data.images.new("mask", W, H)
+    mimg.pixels.foreach_set(mask[::-1].ravel())
+    s.mask_image = mimg
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    rm = _render(bpy, workdir, 12, "mask")
+    out["mask_left_moved"] = _diff(rm[:, : W // 2 - 4], img[:, : W // 2 - 4])
+    out["mask_right_moved"] = _diff(rm[:, W // 2 + 4:], img[:, W // 2 + 4:])
+    s.mask_image = None
+
+    # geometry mode
+    s.live_mode, s.geometry_levels = "GEOMETRY", 4
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    c1, c12, cl = _eval_coords(bpy, ob, 1), _eval_coords(bpy, ob, 12), _eval_coords(bpy, ob, 1 + L)
+    out["geo_moved"], out["geo_loop"] = float(np.abs(c12 - c1).max()), float(np.abs(cl - c1).max())
+    s.live_mode = "SHADER"
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+
+    # export flow for Nuke
+    assert "FINISHED" in bpy.ops.gid.export_flow(directory=str(workdir / "export"))
+    flow_dir = workdir / "export" / f"{s.key}_flow"
+    files = sorted(flow_dir.glob("flow_*.exr"))
+    out["flow_files"] = len(files)
+    fimg = bpy.data.images.load(str(files[11]))
+    px = np.empty(W * H * 4, np.float32)
+    fimg.pixels.foreach_get(px)
+    px = px.reshape(H, W, 4)[::-1]
+    out["flow_error"] = float(max(np.abs(px[..., 0] + F[0]).max(), np.abs(px[..., 1] - F[1]).max()))
+
+    # save, reload
+    blend = workdir / "scene" / "shot.blend"
+    blend.parent.mkdir()
+    bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    live_img = next(i for i in bpy.data.images if i.get("gid_kind") == "live")
+    out["dynamics_next_to_blend"] = (blend.parent / "shot_dynamics" / s.key / "spectral.npz").exists()
+    before = _render(bpy, workdir, 12, "before_reload")
+    name = ob.name
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.wm.open_mainfile(filepath=str(blend))
+    ob = bpy.data.objects[name]
+    live_img = next(i for i in bpy.data.images if i.get("gid_kind") == "live")
+    out["saved_paths_relative"] = live_img.filepath.startswith("//")
+    after = _render(bpy, workdir, 12, "after_reload")
+    out["reload_render_diff"] = _diff(before, after)
+    out["reload_moved"] = _diff(after, img)
+
+    # disable / re-enable
+    import addon_utils
+
+    addon_utils.disable(MODULE, default_set=True)
+    out["disabled_ok"] = not hasattr(bpy.ops.gid, "apply_displacement") or MODULE not in bpy.context.preferences.addons
+    addon_utils.enable(MODULE, default_set=True)
+    bpy.context.view_layer.objects.active = ob
+    out["reenabled_ok"] = "FINISHED" in bpy.ops.gid.apply_displacement() and ob.gid.loop_frames == L
+    return out
+
+
+def scenario_pokes(workdir: Path, zip_path: str) -> dict:
+    import time
+
+    bpy, ob, img, spec = _scene_setup(workdir, zip_path)
+    out = {}
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
+    s = ob.gid
+    s.live_mode, s.geometry_levels = "GEOMETRY", 4
+    s.ambient_weight = 0.0                       # only the poke response moves the plane
+    assert "FINISHED" in bpy.ops.gid.add_poke(uv=(0.7, 0.5), frame=10, strength=4.0, direction=0.3)
+    poke = next(o for o in ob.children if o.get("gid_poke"))
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.bake_pokes()
+    rest = _eval_coords(bpy, ob, 1)
+    moves = {f: float(np.abs(_eval_coords(bpy, ob, f) - rest).max()) for f in (2, 5, 9, 10, 11, 12, 14, 16, 18,
+                                                                                20, 85, 88, 91, 94)}
+    out["before_max"] = max(moves[f] for f in (2, 5, 9))
+    out["after_max"] = max(moves[f] for f in (11, 12, 14, 16, 18, 20))
+    out["late_max"] = max(moves[f] for f in (85, 88, 91, 94))
+    # move the key to frame 30 and re-bake
+    from bpy_extras import anim_utils  # noqa: F401  (version-specific reading is the add-on's job)
+
+    poke.keyframe_delete(data_path='["strength"]', frame=10)
+    poke["strength"] = 4.0
+    poke.keyframe_insert(data_path='["strength"]', frame=30)
+    bpy.context.view_layer.objects.active = ob
+    t0 = time.perf_counter()
+    assert "FINISHED" in bpy.ops.gid.bake_pokes()
+    out["rebake_seconds"] = time.perf_counter() - t0
+    out["moved_key_changed"] = (float(np.abs(_eval_coords(bpy, ob, 14) - rest).max()) == 0.0
+                                and float(np.abs(_eval_coords(bpy, ob, 34) - rest).max()) > 0.05)
+    return out
+
+
+def scenario_bake(workdir: Path, zip_path: str) -> dict:
+    import hashlib
+    import time
+
+    bpy, ob, img, spec = _scene_setup(workdir, zip_path)
+    out = {}
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    from blender_addon.backend_process import free_tcp_address  # same helper the add-on ships
+
+    prefs.address = free_tcp_address()
+    prefs.python_path = PY
+    prefs.working_dir = str(ROOT)
+    prefs.timeout = 60.0
+    assert "FINISHED" in bpy.ops.gid.start_backend()
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
+    s = ob.gid
+    s.loop_frames, s.bake_mode, s.bake_chunk = 12, "splat", 4
+    out["loop_frames"] = 12
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    from importlib import import_module
+
+    storage = import_module(MODULE + ".storage")
+    bake_dir = Path(storage.object_dir(ob)) / "bake"
+    files = sorted(bake_dir.glob("frame_*.png"))
+    out["baked_files"] = len(files)
+    out["showing"] = s.display
+    r1, r4, r13 = _render(bpy, workdir, 1, "b"), _render(bpy, workdir, 4, "b"), _render(bpy, workdir, 13, "b")
+    out["bake_moved"], out["bake_loop"] = _diff(r4, r1), _diff(r13, r1)
+    digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    # kill the backend after the first chunk has arrived
+    connection = import_module(MODULE + ".connection")
+    bake_mod = import_module(MODULE + ".bake")
+    s.loop_frames, s.bake_chunk = 24, 2
+    task = bake_mod.BakeTask(ob, bpy.context.scene)
+    connection.begin(task)
+    killed = False
+    end = time.monotonic() + 120
+    while not task.finished and time.monotonic() < end:
+        connection.client().poll()
+        if not killed and task.next_index >= 2:
+            connection.process().proc.kill()
+            killed = True
+        time.sleep(0.01)
+    out["kill_message"] = task.message
+    out["kill_files_unchanged"] = killed and digest == {
+        f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in sorted(bake_dir.glob("frame_*.png"))}
+    out["kill_no_temp"] = not any(p.name.startswith(".bake.tmp") for p in bake_dir.parent.iterdir())
+    out["kill_still_showing"] = s.display
+    bpy.ops.gid.stop_backend()
+    return out
+
+
+if __name__ == "__main__":
+    scenario, workdir, zip_path = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
+    sys.path.insert(0, str(ROOT))
+    result = globals()[f"scenario_{scenario}"](workdir, zip_path)
+    print("RESULT " + json.dumps(result), flush=True)
+    sys.stdout.flush()
+    os._exit(0)   # skip bpy's atexit teardown (slow, and it may print)
