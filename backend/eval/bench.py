@@ -1,0 +1,324 @@
+"""`gid bench`: speed side by side in one run, as ratios, with the device and peak memory (issue 9).
+
+Sections (each either rows of {figure, value} or {"status": "missing", "why"} when its part has not landed):
+- splat: our softmax splat vs the plain index_add_ reference, reusing `scripts/bench_splat.py` (the RENDER
+  engineer's; imported, not duplicated). Ratio = reference time / ours (> 1: ours faster).
+- predict: predict time and endpoint error vs DDIM steps (10, 25, 50, 250; quick: 10) on one held-out scene.
+- render: frames/s of the splat preview and IBR at 256x160 and 512x288.
+- roundtrip: ZeroMQ round trip vs in-process, from `scripts/bench_roundtrip.py` (the SERVICE engineer's).
+- simulate: modal poke response (shared.modal) for a 150-frame clip on a 256x160 grid.
+- blender: evaluation time per frame of a displaced 512x288 plane, bpy in a subprocess.
+"""
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _missing(why: str) -> dict:
+    return {"status": "missing", "why": why}
+
+
+def _script_module(name: str):
+    """Import scripts/<name>.py as a module (scripts/ is not a package)."""
+    path = ROOT / "scripts" / f"{name}.py"
+    if not path.exists():
+        raise ImportError(f"scripts/{name}.py has not landed")
+    spec = importlib.util.spec_from_file_location(f"gid_scripts_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _best_ms(fn: Callable[[], object], repeats: int, sync: Callable[[], None] = lambda: None) -> float:
+    fn()
+    sync()
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return best * 1000.0
+
+
+def _row(figure: str, value, unit: str = "") -> dict:
+    if isinstance(value, float):
+        value = f"{value:.3g}{(' ' + unit) if unit else ''}"
+    return {"figure": figure, "value": value}
+
+
+def _sync(device) -> Callable[[], None]:
+    import torch
+    return (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
+
+
+# --------------------------------------------------------------------------------------------------------
+# sections
+
+
+def bench_splat(device, quick: bool) -> dict:
+    try:
+        bs = _script_module("bench_splat")
+        ref, make_inputs, ours = bs.reference_softsplat, bs.make_inputs, bs.softsplat
+    except (ImportError, AttributeError) as exc:
+        return _missing(f"softmax splat benchmark unavailable: {exc}")
+    import torch
+    W, H = (256, 160) if quick else (512, 288)
+    rows, data = [], {}
+    for C in ((3,) if quick else (3, 64)):
+        x, flow, metric = make_inputs(1, C, H, W, device)
+        with torch.no_grad():
+            diff = float((ref(x, flow, metric) - ours(x, flow, metric).output).abs().max())
+            t_ref = _best_ms(lambda: ref(x, flow, metric), 2 if quick else 5, _sync(device))
+            t_our = _best_ms(lambda: ours(x, flow, metric), 2 if quick else 5, _sync(device))
+        data[f"C{C}"] = {"reference_ms": t_ref, "ours_ms": t_our, "ratio": t_ref / t_our, "max_abs_diff": diff}
+        rows.append(_row(f"{W}x{H} C={C} forward: index_add_ ref / ours", f"{t_ref / t_our:.2f}x "
+                         f"({t_ref:.1f} ms / {t_our:.1f} ms, max diff {diff:.1e})"))
+    return {"status": "ok", "size": [W, H], "data": data, "rows": rows}
+
+
+def _scene_for_predict(data_dir: Path):
+    files = sorted(data_dir.glob("sample_*.npz")) if data_dir.is_dir() else []
+    if not files:
+        return None
+    from .evaluate import load_scene
+    return load_scene(files[0])
+
+
+def bench_predict(device_name: str, quick: bool, checkpoint: str | None, data_dir: Path) -> dict:
+    from .evaluate import load_predictor
+    predictor, status = load_predictor(checkpoint, device_name)
+    if predictor is None:
+        return _missing(status["why"])
+    from shared.spectral import resample_spectral
+    from . import metrics
+    scene = _scene_for_predict(data_dir)
+    if scene is None:
+        rng = np.random.default_rng(0)
+        image = rng.integers(0, 255, (160, 256, 3), dtype=np.uint8)
+    else:
+        image = scene.image
+    rows, data = [], {}
+    steps_list = (10,) if quick else (10, 25, 50, 250)
+    base = None
+    for steps in steps_list:
+        t0 = time.perf_counter()
+        pred = predictor.predict(image, seed=0, samples=1, steps=steps)
+        dt = time.perf_counter() - t0
+        entry = {"seconds": dt}
+        if scene is not None:
+            s = resample_spectral(np.asarray(pred.spectral, np.float32), scene.image.shape[1::-1])[0]
+            s = s[:scene.spectral.shape[0]]
+            entry["epe_px"] = metrics.endpoint_error(s, scene.spectral, scene.T, scene.valid)
+            entry["amplitude_error_px"] = metrics.amplitude_error(s, scene.spectral, scene.T, scene.valid)
+        base = base or dt
+        data[str(steps)] = entry
+        extra = (f", EPE {entry['epe_px']:.2f} px, amp. err {entry['amplitude_error_px']:.3f} px"
+                 if "epe_px" in entry else "")
+        rows.append(_row(f"predict {steps} steps", f"{dt:.2f} s ({dt / base:.2f}x of {steps_list[0]} steps){extra}"))
+    return {"status": "ok", "scene": None if scene is None else scene.name, "data": data, "rows": rows}
+
+
+def _bench_spectral(W: int, H: int, K: int = 16, T: int = 150) -> np.ndarray:
+    """A smooth, a-few-pixel oscillation to render (not random noise: splat cost depends on the flow)."""
+    from shared.spectral import motion_to_spectral
+    t = np.arange(T)
+    yy, xx = np.mgrid[0:H, 0:W] / max(H, W)
+    motion = np.zeros((T, 2, H, W), np.float32)
+    for k in (1, 2, 3, 5):
+        motion[:, 0] += (3.0 / k) * np.sin(2 * np.pi * k * t / T)[:, None, None] * (xx + yy)[None]
+        motion[:, 1] += (1.5 / k) * np.cos(2 * np.pi * k * t / T)[:, None, None] * yy[None]
+    return motion_to_spectral(motion, K)
+
+
+def bench_render(device_name: str, quick: bool) -> dict:
+    try:
+        from backend.render.api import Renderer
+        renderer = Renderer.load(device=device_name)
+    except Exception as exc:        # noqa: BLE001 - not landed or failed: say so
+        return _missing(f"renderer unavailable: {type(exc).__name__}: {exc}")
+    rng = np.random.default_rng(0)
+    n = 2 if quick else 24
+    rows, data = [], {}
+    for W, H in ((256, 160), (512, 288)):
+        image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)
+        spectral = _bench_spectral(W, H)
+        times = np.arange(1, n + 1, dtype=np.float64)
+        for mode in ("splat", "ibr"):
+            key = f"{mode}_{W}x{H}"
+            try:
+                if not quick:
+                    renderer.render(image, spectral, 30.0, 150, times[:1], mode=mode)   # warm-up
+                t0 = time.perf_counter()
+                renderer.render(image, spectral, 30.0, 150, times, mode=mode)
+                fps = n / (time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001 - e.g. ibr weights missing
+                data[key] = _missing(f"{type(exc).__name__}: {exc}")
+                rows.append(_row(f"render {mode} {W}x{H}", f"missing: {exc}"))
+                continue
+            data[key] = {"frames_per_s": fps, "frames": n}
+            rows.append(_row(f"render {mode} {W}x{H}", f"{fps:.1f} frames/s"))
+        if "frames_per_s" in data.get(f"ibr_{W}x{H}", {}):
+            r = data[f"splat_{W}x{H}"]["frames_per_s"] / data[f"ibr_{W}x{H}"]["frames_per_s"]
+            rows.append(_row(f"splat / ibr speed {W}x{H}", f"{r:.2f}x"))
+    return {"status": "ok", "data": data, "rows": rows}
+
+
+def bench_roundtrip(quick: bool) -> dict:
+    try:
+        mod = _script_module("bench_roundtrip")
+    except Exception as exc:        # noqa: BLE001
+        return _missing(f"ZeroMQ round-trip benchmark unavailable: {exc}")
+    for name in ("run", "measure", "bench", "bench_roundtrip", "run_benchmark"):
+        fn = getattr(mod, name, None)
+        if callable(fn):
+            kwargs = {"quick": quick} if "quick" in inspect.signature(fn).parameters else {}
+            out = fn(**kwargs)
+            if isinstance(out, dict):
+                rows = [_row(str(k), v if not isinstance(v, float) else f"{v:.4g}") for k, v in out.items()
+                        if isinstance(v, (int, float, str))]
+                return {"status": "ok", "data": out, "rows": rows}
+    return _missing("scripts/bench_roundtrip.py has no function returning a dict (run/measure(quick) -> dict)")
+
+
+def bench_simulate(quick: bool) -> dict:
+    from shared import modal
+    W, H = 256, 160
+    spectral = _bench_spectral(W, H)
+    pokes = [{"frame": 5, "x": 100.0, "y": 80.0, "dx": 1.0, "dy": 0.0, "duration": 3}]
+    count = 150
+    ms = _best_ms(lambda: modal.simulate(spectral, 30.0, 150, pokes, count=count), 1 if quick else 3)
+    return {"status": "ok", "data": {"ms": ms, "frames": count, "grid": [W, H]},
+            "rows": [_row(f"simulate poke {count} frames on {W}x{H}", f"{ms:.0f} ms ({1000 * count / ms:.0f} frames/s)")]}
+
+
+BLENDER_SCRIPT = r"""
+import sys, time, json, tempfile, os
+import numpy as np
+import bpy
+W, H, N = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+bpy.ops.mesh.primitive_grid_add(x_subdivisions=W - 1, y_subdivisions=H - 1, size=2.0)
+obj = bpy.context.active_object
+# A displacement image sequence (float RGB, x/y in R/G), like the add-on's live displacement: N frames.
+tmp = tempfile.mkdtemp()
+yy, xx = np.mgrid[0:H, 0:W] / max(W, H)
+for i in range(N):
+    img = bpy.data.images.new(f"d{i}", W, H, alpha=True, float_buffer=True)
+    px = np.zeros((H, W, 4), np.float32)
+    px[..., 0] = 0.5 + 0.5 * np.sin(6.28 * (xx + i / N))
+    px[..., 1] = 0.5 + 0.5 * np.cos(6.28 * (yy + i / N))
+    px[..., 3] = 1
+    img.pixels.foreach_set(px.ravel())
+    img.filepath_raw = os.path.join(tmp, f"disp_{i + 1:04d}.exr")
+    img.file_format = "OPEN_EXR"
+    img.save()
+seq = bpy.data.images.load(os.path.join(tmp, "disp_0001.exr"))
+seq.source = "SEQUENCE"
+tex = bpy.data.textures.new("gid_disp", type="IMAGE")
+tex.image = seq
+tex.image_user.frame_duration = N
+tex.image_user.use_cyclic = True
+tex.image_user.use_auto_refresh = True
+mod = obj.modifiers.new("gid", "DISPLACE")
+mod.texture = tex
+mod.texture_coords = "UV"
+mod.direction = "RGB_TO_XYZ"
+mod.strength = 0.05
+deps = bpy.context.evaluated_depsgraph_get()
+times = []
+for f in range(1, 2 * N + 1):
+    t0 = time.perf_counter()
+    scene.frame_set(f)
+    ev = obj.evaluated_get(deps)
+    m = ev.to_mesh()
+    n = len(m.vertices)
+    ev.to_mesh_clear()
+    times.append(time.perf_counter() - t0)
+print("GIDBENCH " + json.dumps({"verts": n, "ms": [1000 * t for t in times]}))
+"""
+
+
+def bench_blender(quick: bool, timeout: float = 240.0) -> dict:
+    n = 3 if quick else 12
+    try:
+        proc = subprocess.run([sys.executable, "-c", BLENDER_SCRIPT, "512", "288", str(n)], capture_output=True,
+                              text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return _missing(f"bpy frame evaluation did not finish in {timeout:.0f} s")
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("GIDBENCH ")), None)
+    if proc.returncode != 0 or line is None:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        return _missing(f"bpy subprocess failed (exit {proc.returncode}): {' | '.join(tail)}")
+    out = json.loads(line[len("GIDBENCH "):])
+    ms = out["ms"][1:]                                # the first frame loads the image sequence
+    med = float(np.median(ms))
+    return {"status": "ok", "data": {"vertices": out["verts"], "ms_per_frame": ms, "median_ms": med},
+            "rows": [_row(f"Blender displaced 512x288 plane ({out['verts']} vertices)",
+                          f"{med:.0f} ms/frame ({1000 / med:.1f} frames/s)")]}
+
+
+# --------------------------------------------------------------------------------------------------------
+
+
+def peak_memory_mb(device) -> dict:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # Linux: kB
+    out = {"cpu_rss_mb": round(rss, 1)}
+    if device.type == "cuda":
+        import torch
+        out["cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
+    return out
+
+
+SECTIONS = ("splat", "predict", "render", "roundtrip", "simulate", "blender")
+
+
+def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | None = None,
+              data_dir: str | Path = "runs/data/synth_test", sections=SECTIONS,
+              progress: Callable[[str], None] | None = None) -> dict:
+    from backend.device import describe, pick_device
+    from .evaluate import versions
+    say = progress or (lambda msg: None)
+    device = pick_device(device_name)
+    t_start = time.perf_counter()
+    result: dict = {"kind": "gid-bench", "version": 1, "quick": quick, "device": describe(device),
+                    "machine": platform.processor() or platform.machine(), "versions": versions(), "sections": {}}
+    runners = {
+        "splat": lambda: bench_splat(device, quick),
+        "predict": lambda: bench_predict(device_name, quick, checkpoint, Path(data_dir)),
+        "render": lambda: bench_render(device_name, quick),
+        "roundtrip": lambda: bench_roundtrip(quick),
+        "simulate": lambda: bench_simulate(quick),
+        "blender": lambda: bench_blender(quick),
+    }
+    for name in sections:
+        if name not in runners:
+            raise ValueError(f"unknown bench section {name!r}; known: {', '.join(SECTIONS)}")
+        say(f"bench {name} ...")
+        t0 = time.perf_counter()
+        try:
+            sec = runners[name]()
+        except Exception as exc:    # noqa: BLE001 - one broken part must not hide the others' figures
+            sec = _missing(f"{type(exc).__name__}: {exc}")
+        sec["seconds"] = round(time.perf_counter() - t0, 2)
+        result["sections"][name] = sec
+        say(f"bench {name}: {sec.get('status')} {sec.get('why', '')} ({sec['seconds']} s)".strip())
+    mem = peak_memory_mb(device)
+    result["peak_memory"] = mem
+    result["peak_memory_mb"] = mem.get("cuda_mb", mem["cpu_rss_mb"])
+    result["seconds"] = round(time.perf_counter() - t_start, 2)
+    return result

@@ -1,0 +1,295 @@
+"""`gid eval`: the model and the baselines on held-out scenes, per scene and aggregated (issue 9).
+
+Methods: "ours" (the motion model, N samples; absent with a clear reason when no model loads), "no_motion",
+"train_mean" (training-set mean amplitude, `baselines.mean_amplitude_spectral`), "smooth_noise" (matched
+amplitude, `baselines.smooth_noise`). "truth" carries only the figures that describe motion by itself (motion
+amount, loop seams). Rendering with TRUE motion (ibr and splat, plus the still image as a floor) is scored by
+PSNR/SSIM against the scene's real frames when the scene has them.
+
+Everything is seeded; the JSON records versions, seeds and the command, so figures can be regenerated.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from shared.spectral import displacement_for_frames, resample_spectral
+
+from . import baselines, metrics
+
+METHODS = ("ours", "no_motion", "train_mean", "smooth_noise")
+LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
+RENDER_FRAMES = 6             # frames per scene scored for rendering (evenly spaced over the clip)
+
+
+@dataclass
+class Scene:
+    """One held-out sample: image uint8 (H, W, 3), spectral (K, 4, H, W), valid (H, W), frames (T, H, W, 3) or None."""
+
+    name: str
+    image: np.ndarray
+    spectral: np.ndarray
+    valid: np.ndarray
+    fps: float
+    T: int
+    frames: np.ndarray | None
+
+
+def load_scene(path: Path) -> Scene:
+    with np.load(path, allow_pickle=False) as z:
+        keys = set(z.files)
+        missing = {"image", "spectral", "fps", "T"} - keys
+        if missing:
+            raise ValueError(f"{path}: not a sample file, missing {sorted(missing)}")
+        image = z["image"]
+        spectral = z["spectral"].astype(np.float32)
+        valid = z["valid"].astype(bool) if "valid" in keys else np.ones(image.shape[:2], bool)
+        frames = z["frames"] if "frames" in keys else None
+        return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames)
+
+
+def write_json_atomic(path: str | Path, data: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, allow_nan=True)
+    os.replace(tmp, path)
+
+
+def versions() -> dict:
+    import cv2
+    out = {"python": platform.python_version(), "numpy": np.__version__, "opencv": cv2.__version__,
+           "platform": platform.platform()}
+    try:
+        import torch
+        out["torch"] = torch.__version__
+    except ImportError:
+        pass
+    try:
+        from backend import __version__
+        out["gid"] = __version__
+    except ImportError:
+        pass
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# components that may or may not have landed: load them, or say why not
+
+
+def load_predictor(checkpoint: str | None, device: str) -> tuple[object | None, dict]:
+    """(MotionPredictor or None, {"status": "ok", "info"} | {"status": "missing", "why"})."""
+    try:
+        from backend.motion.predictor import MotionPredictor
+    except ImportError as exc:
+        return None, {"status": "missing", "why": f"no motion model: backend.motion.predictor not importable ({exc})"}
+    try:
+        model = MotionPredictor.load(checkpoint_dir=checkpoint, device=device)
+    except Exception as exc:        # noqa: BLE001 - any load failure is reported, never faked
+        where = checkpoint or "default weights"
+        return None, {"status": "missing", "why": f"no motion model: loading {where} failed: {exc}"}
+    try:
+        info = model.info()
+    except Exception as exc:        # noqa: BLE001
+        info = {"info_error": str(exc)}
+    return model, {"status": "ok", "checkpoint": checkpoint or "default", "info": info}
+
+
+def load_renderer(device: str) -> tuple[object | None, dict]:
+    try:
+        from backend.render.api import Renderer
+    except ImportError as exc:
+        return None, {"status": "missing", "why": f"backend.render.api not importable ({exc})"}
+    try:
+        r = Renderer.load(device=device)
+    except Exception as exc:        # noqa: BLE001
+        return None, {"status": "missing", "why": f"renderer failed to load: {exc}"}
+    return r, {"status": "ok"}
+
+
+def ensure_synth_test(folder: Path, count: int = 32, seed: int = 900000) -> None:
+    """Generate the held-out synthetic scenes with the data library's own command when the folder is empty."""
+    if folder.is_dir() and any(folder.glob("sample_*.npz")):
+        return
+    from backend import cli
+    if "backend.data.cli" not in cli.SUBCOMMANDS:
+        raise RuntimeError(f"{folder} has no scenes and `gid data synth` is not available to make them")
+    rc = cli.main(["data", "synth", "--out", str(folder), "--count", str(count), "--seed", str(seed)])
+    if rc:
+        raise RuntimeError(f"`gid data synth --out {folder} --count {count} --seed {seed}` failed (exit {rc})")
+
+
+# --------------------------------------------------------------------------------------------------------
+# one scene
+
+
+def seam_figures(spectral: np.ndarray, scene: Scene) -> dict:
+    """Loop seams over LOOP_FRAMES scene frames: exact loop (make_loop) and the naive cut of the clip."""
+    frames = np.arange(LOOP_FRAMES)
+    looped = displacement_for_frames(spectral, scene.T, scene.fps, frames, loop_frames=LOOP_FRAMES)
+    cut = displacement_for_frames(spectral, scene.T, scene.fps, frames)
+    return {"loop_seam_ratio": metrics.loop_seam(looped, scene.valid)["ratio"],
+            "cut_seam_ratio": metrics.loop_seam(cut, scene.valid)["ratio"]}
+
+
+def render_figures(renderer, scene: Scene, ctx=None) -> dict:
+    """PSNR/SSIM of rendering with the TRUE spectral volume vs the real frames; 'still' = I0 itself."""
+    if scene.frames is None:
+        return {"status": "missing", "why": "scene has no frames (lite sample)"}
+    times = np.linspace(1, scene.T - 1, RENDER_FRAMES).round().astype(int)
+    truth = scene.frames[times]
+    out: dict = {"times": times.tolist(),
+                 "still": {"psnr": float(np.mean([metrics.psnr(scene.image, f) for f in truth])),
+                           "ssim": float(np.mean([metrics.ssim(scene.image, f) for f in truth]))}}
+    if renderer is None:
+        return out
+    for mode in ("splat", "ibr"):
+        try:
+            got = renderer.render(scene.image, scene.spectral, scene.fps, scene.T, times.astype(np.float64),
+                                  mode=mode, ctx=ctx)
+        except Exception as exc:    # noqa: BLE001 - e.g. ibr without weights: say so
+            out[mode] = {"status": "missing", "why": f"{type(exc).__name__}: {exc}"}
+            continue
+        out[mode] = {"psnr": float(np.mean([metrics.psnr(g, f) for g, f in zip(got, truth)])),
+                     "ssim": float(np.mean([metrics.ssim(g, f) for g, f in zip(got, truth)]))}
+    return out
+
+
+def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, samples: int, steps: int | None,
+                   seed: int, renderer=None, keep_arrays: bool = False, ctx=None,
+                   mean_T: int = 150) -> tuple[dict, dict]:
+    """Figures of every method on one scene -> (json dict, arrays for the report or {})."""
+    H, W = scene.image.shape[:2]
+    K = scene.spectral.shape[0]
+    truth_tex = metrics.motion_texture(scene.spectral, scene.T)
+    candidates: dict[str, np.ndarray | None] = {"no_motion": baselines.no_motion(K, (W, H))}
+    # The mean was taken over clips of mean_T frames: S grows with T, rescale so the pixel amplitudes match.
+    candidates["train_mean"] = (None if mean_spectral is None else
+                                resample_spectral(mean_spectral, (W, H))[:K] * (scene.T / mean_T))
+    candidates["smooth_noise"] = baselines.smooth_noise(scene.spectral, scene.T, seed=seed)
+    result: dict = {"name": scene.name, "size": [W, H], "T": scene.T, "fps": scene.fps, "methods": {}}
+    ours = None
+    if predictor is not None:
+        pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx)
+        ours = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
+        per = [metrics.motion_figures(s, scene.spectral, scene.T, scene.valid, truth_tex) for s in ours]
+        agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
+        epes = [p["epe_px"] for p in per]
+        agg.pop("epe_px")
+        agg.update({"epe_best_px": float(min(epes)), "epe_mean_px": float(np.mean(epes)), "samples": len(per)})
+        agg.update(seam_figures(ours[0], scene))
+        result["methods"]["ours"] = agg
+    for name, spec in candidates.items():
+        if spec is None:
+            continue
+        f = metrics.motion_figures(spec, scene.spectral, scene.T, scene.valid, truth_tex)
+        f["epe_best_px"] = f["epe_mean_px"] = f.pop("epe_px")
+        f["samples"] = 1
+        f.update(seam_figures(spec, scene))
+        result["methods"][name] = f
+    energy = np.sqrt((truth_tex.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
+    truth = {"motion_amount_px": float(energy[scene.valid].mean())}
+    truth.update(seam_figures(scene.spectral, scene))
+    result["methods"]["truth"] = truth
+    result["rendering"] = render_figures(renderer, scene, ctx)
+    arrays: dict = {}
+    if keep_arrays:
+        arrays = {"scene": scene, "spectral": {"truth": scene.spectral, **{k: v for k, v in candidates.items()
+                                                                        if v is not None}}}
+        if ours is not None:
+            arrays["spectral"]["ours"] = ours[0]
+    return result, arrays
+
+
+def aggregate(scenes: list[dict]) -> dict:
+    """Mean over scenes of every numeric figure, per method, and of the rendering scores."""
+    out: dict = {}
+    names = sorted({m for s in scenes for m in s["methods"]}, key=lambda m: (list(METHODS) + ["truth"]).index(m)
+                   if m in METHODS or m == "truth" else 99)
+    for m in names:
+        rows = [s["methods"][m] for s in scenes if m in s["methods"]]
+        keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float))]
+        out[m] = {k: float(np.mean([r[k] for r in rows])) for k in keys if k != "samples"}
+        out[m]["scenes"] = len(rows)
+    render: dict = {}
+    for mode in ("still", "splat", "ibr"):
+        vals = [s["rendering"][mode] for s in scenes if isinstance(s.get("rendering", {}).get(mode), dict)
+                and "psnr" in s["rendering"][mode]]
+        if vals:
+            render[mode] = {"psnr": float(np.mean([v["psnr"] for v in vals])),
+                            "ssim": float(np.mean([v["ssim"] for v in vals])), "scenes": len(vals)}
+        else:
+            whys = {s["rendering"][mode]["why"] for s in scenes
+                    if isinstance(s.get("rendering", {}).get(mode), dict) and "why" in s["rendering"][mode]}
+            whys |= {s["rendering"]["why"] for s in scenes if "why" in s.get("rendering", {})}
+            render[mode] = {"status": "missing", "why": "; ".join(sorted(whys)) or "renderer not available"}
+    out["rendering"] = render
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# the whole run
+
+
+def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = None, checkpoint: str | None = None,
+             train_data: Sequence[str | Path] = (), seed: int = 0, device: str = "auto",
+             max_scenes: int | None = None, report_scenes: int = 3, use_model: bool = True,
+             use_renderer: bool = True, progress: Callable[[str], None] | None = None,
+             command: list[str] | None = None) -> tuple[dict, list[dict]]:
+    """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes)."""
+    if samples < 1:
+        raise ValueError(f"--samples must be >= 1, got {samples}")
+    say = progress or (lambda msg: None)
+    predictor, model_status = (load_predictor(checkpoint, device) if use_model
+                               else (None, {"status": "missing", "why": "no motion model: disabled (--no-model)"}))
+    renderer, render_status = (load_renderer(device) if use_renderer
+                               else (None, {"status": "missing", "why": "disabled (--no-render)"}))
+    say(f"model: {model_status.get('status')} {model_status.get('why', '')}".strip())
+    say(f"renderer: {render_status.get('status')} {render_status.get('why', '')}".strip())
+    mean_spec, mean_T, mean_status = None, 150, {"status": "missing", "why": "no training data folder given or found"}
+    train_folders = [Path(p) for p in train_data if Path(p).is_dir()]
+    if train_folders:
+        try:
+            mean_spec, info = baselines.mean_amplitude_spectral(train_folders, (256, 160))
+            mean_T = int(info["T"])
+            mean_status = {"status": "ok", "folders": [str(p) for p in train_folders], **info}
+        except (FileNotFoundError, ValueError) as exc:
+            mean_status = {"status": "missing", "why": str(exc)}
+    say(f"train_mean baseline: {mean_status.get('status')} {mean_status.get('why', '')}".strip())
+    results: dict = {
+        "kind": "gid-eval", "version": 1,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": command or [], "versions": versions(), "seed": seed, "samples": samples, "steps": steps,
+        "device": device, "model": model_status, "renderer": render_status, "train_mean": mean_status,
+        "loop_frames": LOOP_FRAMES, "sets": {},
+    }
+    arrays_per_set: list[dict] = []
+    for folder in data:
+        folder = Path(folder)
+        files = baselines.sample_files([folder])
+        if max_scenes is not None:
+            files = files[:max_scenes]
+        if not files:
+            raise FileNotFoundError(f"no sample_*.npz in {folder}")
+        set_name = folder.name if folder.name not in ("val", "test") else f"{folder.parent.name}_{folder.name}"
+        scenes, kept = [], []
+        for i, path in enumerate(files):
+            say(f"{set_name}: scene {i + 1}/{len(files)} {path.name}")
+            res, arr = evaluate_scene(load_scene(path), predictor, mean_spec, samples, steps, seed + i, renderer,
+                                      keep_arrays=i < report_scenes, mean_T=mean_T)
+            scenes.append(res)
+            if arr:
+                kept.append(arr)
+        results["sets"][set_name] = {"folder": str(folder), "scenes": scenes, "aggregate": aggregate(scenes)}
+        arrays_per_set.append({"set": set_name, "scenes": kept})
+    return results, arrays_per_set

@@ -1,0 +1,199 @@
+"""Weight-free figures for predicted motion and rendering (SPEC section 7, issue 9). Pure numpy (+ cv2 for SSIM).
+
+Motion is stochastic (the phase of the wind is not in the picture), so the phase-invariant figures come first:
+amplitude error and ratio, log power spectra, energy-map correlation, motion amount. Endpoint error compares
+motion frame by frame (phase included) and is reported for information, best of N and mean of N samples.
+
+Conventions: spectral volumes are float (K, 4, H, W) on the SAME grid as the truth (resample predictions first
+with `shared.spectral.resample_spectral`), with the clip's T. Amplitudes are in pixels: a_k = |S_k| * 2/T
+(`shared.spectral.term_amplitudes`), the swing of term k. The DC term (k = 0) is left out of every spectral
+figure: rendering uses F_t - F_0, in which it cancels. `valid` (H, W) bool masks pixels whose truth is unknown
+(real clips: failed flow); None = all pixels.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from shared.spectral import displacement_at, term_amplitudes, to_complex
+
+EPS_POWER = 1e-8          # px^2: floor of the power spectrum before the log (a spectrum of "no motion")
+
+
+def _mask(valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    if valid is None:
+        return np.ones(shape, bool)
+    v = np.asarray(valid, bool)
+    if v.shape != shape:
+        raise ValueError(f"valid mask has shape {v.shape}, expected {shape}")
+    if not v.any():
+        raise ValueError("valid mask has no valid pixel")
+    return v
+
+
+def _same_grid(pred: np.ndarray, true: np.ndarray) -> None:
+    if np.shape(pred) != np.shape(true):
+        raise ValueError(f"prediction {np.shape(pred)} and truth {np.shape(true)} differ: resample the "
+                         "prediction to the truth's grid first (shared.spectral.resample_spectral)")
+
+
+def amplitudes_px(spectral: np.ndarray, T: int) -> np.ndarray:
+    """(K, 4, H, W) -> (K-1, 2, H, W): per-axis swing |a_k| in pixels of terms k = 1..K-1."""
+    c = to_complex(spectral)
+    K = c.shape[0]
+    return np.abs(c[1:]) * term_amplitudes(K, T)[1:, None, None, None]
+
+
+def amplitude_error(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray | None = None) -> float:
+    """mean over k >= 1, axis and valid p of | |a_k(p)| - |a_k_true(p)| | in pixels (phase-invariant)."""
+    _same_grid(pred, true)
+    m = _mask(valid, np.shape(true)[-2:])
+    return float(np.abs(amplitudes_px(pred, T) - amplitudes_px(true, T))[..., m].mean())
+
+
+def amplitude_ratio(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray | None = None) -> float:
+    """sum |a_pred| / sum |a_true| over k >= 1, axes and valid pixels (1 = right overall amount; inf if truth still)."""
+    _same_grid(pred, true)
+    m = _mask(valid, np.shape(true)[-2:])
+    num = float(amplitudes_px(pred, T)[..., m].sum())
+    den = float(amplitudes_px(true, T)[..., m].sum())
+    if den == 0:
+        return 1.0 if num == 0 else float("inf")
+    return num / den
+
+
+def motion_texture(spectral: np.ndarray, T: int) -> np.ndarray:
+    """(T, 2, H, W) float32 displacement F_t - F_0 at t = 0..T-1 (what is rendered)."""
+    return displacement_at(spectral, T, np.arange(T))
+
+
+def endpoint_error(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray | None = None) -> float:
+    """mean over t and valid p of ||F_pred_t(p) - F_true_t(p)|| in pixels (both relative to frame 0)."""
+    _same_grid(pred, true)
+    m = _mask(valid, np.shape(true)[-2:])
+    d = motion_texture(pred, T) - motion_texture(true, T)
+    return float(np.sqrt((d.astype(np.float64) ** 2).sum(axis=1))[:, m].mean())
+
+
+def endpoint_error_samples(preds: np.ndarray, true: np.ndarray, T: int,
+                           valid: np.ndarray | None = None) -> dict:
+    """N samples (N, K, 4, H, W) -> {"best": min over samples, "mean": mean over samples, "all": list}."""
+    errs = [endpoint_error(p, true, T, valid) for p in np.asarray(preds)]
+    if not errs:
+        raise ValueError("no samples given")
+    return {"best": float(min(errs)), "mean": float(np.mean(errs)), "all": [float(e) for e in errs]}
+
+
+def power_spectrum(spectral: np.ndarray, T: int, valid: np.ndarray | None = None) -> np.ndarray:
+    """(K-1,) mean over valid pixels of |a_k,x|^2 + |a_k,y|^2 (px^2), k = 1..K-1."""
+    m = _mask(valid, np.shape(spectral)[-2:])
+    return (amplitudes_px(spectral, T) ** 2).sum(axis=1)[:, m].mean(axis=1)
+
+
+def log_power_distance(pred: np.ndarray, true: np.ndarray, T: int,
+                       valid: np.ndarray | None = None) -> dict:
+    """Per-frequency |log10 P_pred(k) - log10 P_true(k)| (decades), k = 1..K-1, and its mean."""
+    _same_grid(pred, true)
+    lp = np.log10(power_spectrum(pred, T, valid) + EPS_POWER)
+    lt = np.log10(power_spectrum(true, T, valid) + EPS_POWER)
+    per_k = np.abs(lp - lt)
+    return {"mean": float(per_k.mean()), "per_k": [float(v) for v in per_k]}
+
+
+def energy_map(spectral: np.ndarray, T: int) -> np.ndarray:
+    """(H, W) float64: mean over the clip's T frames of ||F_t - F_0|| (pixels)."""
+    disp = motion_texture(spectral, T).astype(np.float64)
+    return np.sqrt((disp ** 2).sum(axis=1)).mean(axis=0)
+
+
+def correlation(a: np.ndarray, b: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Pearson correlation over valid pixels; 0 when either map is constant there (no information)."""
+    m = _mask(valid, np.shape(a))
+    x = np.asarray(a, np.float64)[m]
+    y = np.asarray(b, np.float64)[m]
+    x, y = x - x.mean(), y - y.mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else 0.0
+
+
+def motion_amount(spectral: np.ndarray, T: int, valid: np.ndarray | None = None) -> float:
+    """Mean over valid pixels of the energy map (px): how much the picture moves on average."""
+    m = _mask(valid, np.shape(spectral)[-2:])
+    return float(energy_map(spectral, T)[m].mean())
+
+
+def loop_seam(displacement: np.ndarray, valid: np.ndarray | None = None) -> dict:
+    """Seam of a displacement sequence (n, 2, H, W) meant to loop (frame n would be frame 0 again).
+
+    jump: mean ||D_0 - D_{n-1}|| (px), the step across the seam; step: mean of the steps on either side of it,
+    ||D_1 - D_0|| and ||D_{n-1} - D_{n-2}||; ratio = jump / step: about 1 when the loop is seamless (position
+    and velocity continue), >> 1 for a visible pop; 0 for no motion.
+    """
+    d = np.asarray(displacement, np.float64)
+    if d.ndim != 4 or d.shape[1] != 2 or d.shape[0] < 3:
+        raise ValueError(f"displacement must be (n >= 3, 2, H, W), got {d.shape}")
+    m = _mask(valid, d.shape[-2:])
+
+    def step(a, b) -> float:
+        return float(np.sqrt(((a - b) ** 2).sum(axis=0))[m].mean())
+
+    jump = step(d[0], d[-1])
+    local = 0.5 * (step(d[1], d[0]) + step(d[-1], d[-2]))
+    return {"jump": jump, "step": local,
+            "ratio": jump / local if local > 0 else (0.0 if jump == 0 else float("inf"))}
+
+
+def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray | None = None,
+                   true_texture: np.ndarray | None = None) -> dict:
+    """Every per-sample figure of one prediction (K, 4, H, W) against the truth, as a flat dict of floats.
+
+    true_texture: the truth's `motion_texture` if already computed (it is the costly part; reuse it across
+    samples and methods).
+    """
+    _same_grid(pred, true)
+    m = _mask(valid, np.shape(true)[-2:])
+    ft = motion_texture(true, T) if true_texture is None else true_texture
+    fp = motion_texture(pred, T)
+    e_true = np.sqrt((ft.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
+    e_pred = np.sqrt((fp.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
+    epe = float(np.sqrt(((fp - ft).astype(np.float64) ** 2).sum(axis=1))[:, m].mean())
+    return {
+        "amplitude_error_px": amplitude_error(pred, true, T, valid),
+        "amplitude_ratio": amplitude_ratio(pred, true, T, valid),
+        "log_power_distance": log_power_distance(pred, true, T, valid)["mean"],
+        "energy_correlation": correlation(e_pred, e_true, valid),
+        "motion_amount_px": float(e_pred[m].mean()),
+        "epe_px": epe,
+    }
+
+
+# --------------------------------------------------------------------------------------------------------
+# rendering
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """PSNR in dB of uint8 images (..., H, W, 3); inf when identical."""
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"images differ in shape: {np.shape(a)} vs {np.shape(b)}")
+    mse = float(((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2).mean())
+    return float("inf") if mse == 0 else float(10.0 * np.log10(255.0 ** 2 / mse))
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03) of uint8 (H, W, 3) images,
+    computed per channel and averaged."""
+    if np.shape(a) != np.shape(b) or np.ndim(a) != 3:
+        raise ValueError(f"ssim needs two (H, W, C) images of the same shape, got {np.shape(a)}, {np.shape(b)}")
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    x = np.asarray(a, np.float64)
+    y = np.asarray(b, np.float64)
+
+    def blur(z):
+        return cv2.GaussianBlur(z, (11, 11), 1.5, borderType=cv2.BORDER_REFLECT)
+
+    mx, my = blur(x), blur(y)
+    sxx = blur(x * x) - mx * mx
+    syy = blur(y * y) - my * my
+    sxy = blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx * mx + my * my + c1) * (sxx + syy + c2))
+    return float(s.mean())

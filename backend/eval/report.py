@@ -1,0 +1,253 @@
+"""Markdown tables and PNG figures from `gid eval` / `gid bench` results (cv2 drawing; no matplotlib).
+
+The table functions are also what `scripts/update_readme_tables.py` writes into the README, so every figure
+shown anywhere comes from the JSON.
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import metrics
+
+METHOD_LABELS = {"ours": "ours (GID)", "no_motion": "no motion", "train_mean": "training-set mean",
+                 "smooth_noise": "smooth noise (matched amplitude)", "truth": "truth"}
+COLORS = {"truth": (20, 20, 20), "ours": (40, 40, 220), "no_motion": (150, 150, 150),
+          "train_mean": (40, 160, 40), "smooth_noise": (200, 120, 20)}     # BGR
+QUALITY_COLUMNS = [
+    ("amplitude_error_px", "amp. err px ↓", 3), ("amplitude_ratio", "amp. ratio (1)", 2),
+    ("log_power_distance", "log-power dist ↓", 2), ("energy_correlation", "energy corr ↑", 2),
+    ("motion_amount_px", "motion px", 2), ("epe_best_px", "EPE best px", 2), ("epe_mean_px", "EPE mean px", 2),
+    ("loop_seam_ratio", "loop seam ↓", 2), ("cut_seam_ratio", "cut seam", 2),
+]
+
+
+def _fmt(v, digits: int) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return f"{v:.{digits}f}"
+
+
+def quality_table_md(results: dict) -> str:
+    """One markdown table per test set: methods x figures (aggregate over scenes), plus rendering scores."""
+    lines = []
+    model = results.get("model", {})
+    if model.get("status") != "ok":
+        lines.append(f"_Motion model rows absent: {model.get('why', 'unknown')}_\n")
+    for set_name, s in results.get("sets", {}).items():
+        agg = s["aggregate"]
+        n = max((v.get("scenes", 0) for k, v in agg.items() if k != "rendering"), default=0)
+        lines.append(f"**{set_name}** ({n} scenes, {results.get('samples')} samples per scene for ours, "
+                     f"seed {results.get('seed')})\n")
+        lines.append("| method | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |")
+        lines.append("|---|" + "---:|" * len(QUALITY_COLUMNS))
+        for m, row in agg.items():
+            if m == "rendering":
+                continue
+            lines.append(f"| {METHOD_LABELS.get(m, m)} | "
+                         + " | ".join(_fmt(row.get(key), d) for key, _, d in QUALITY_COLUMNS) + " |")
+        lines.append("")
+        render = agg.get("rendering", {})
+        if render:
+            lines.append("| rendering with true motion | PSNR dB | SSIM |")
+            lines.append("|---|---:|---:|")
+            for mode, label in (("still", "still image (no motion)"), ("splat", "softmax splat preview"),
+                                ("ibr", "IBR (network)")):
+                r = render.get(mode, {})
+                if "psnr" in r:
+                    lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+                else:
+                    lines.append(f"| {label} | missing: {r.get('why', 'not run')} | |")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def bench_table_md(bench: dict) -> str:
+    """The benchmark JSON as a markdown table: section, figure, value; missing sections say why."""
+    lines = [f"Device: {bench.get('device', '?')}; peak memory {bench.get('peak_memory_mb', '?')} MB; "
+             f"{'quick' if bench.get('quick') else 'full'} run.\n",
+             "| section | figure | value |", "|---|---|---:|"]
+    for name, sec in bench.get("sections", {}).items():
+        if sec.get("status") == "missing":
+            lines.append(f"| {name} | missing | {sec.get('why', '')} |")
+            continue
+        for row in sec.get("rows", []):
+            lines.append(f"| {name} | {row['figure']} | {row['value']} |")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------------------
+# pictures
+
+
+def _write_png(path: Path, bgr: np.ndarray) -> None:
+    ok, buf = cv2.imencode(".png", bgr)
+    if not ok:
+        raise RuntimeError(f"could not encode {path}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(buf.tobytes())
+    os.replace(tmp, path)
+
+
+def _label(img: np.ndarray, text: str) -> np.ndarray:
+    bar = np.full((18, img.shape[1], 3), 255, np.uint8)
+    cv2.putText(bar, text, (3, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.vstack([bar, img])
+
+
+def _colormap(values: np.ndarray, vmax: float, cmap=cv2.COLORMAP_INFERNO) -> np.ndarray:
+    u8 = np.clip(np.asarray(values, np.float64) / max(vmax, 1e-9) * 255, 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(u8, cmap)
+
+
+def energy_maps_png(path: Path, arrays: dict) -> None:
+    """Input image and energy maps (truth, ours, baselines) side by side, one colour scale (truth's 99th pct)."""
+    scene = arrays["scene"]
+    maps = {m: metrics.energy_map(s, scene.T) for m, s in arrays["spectral"].items()}
+    vmax = float(np.percentile(maps["truth"], 99)) or 1.0
+    tiles = [_label(cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR), "input")]
+    for m in ("truth", "ours", "train_mean", "smooth_noise"):
+        if m in maps:
+            tiles.append(_label(_colormap(maps[m], vmax), f"{m} {maps[m].mean():.2f}px"))
+    _write_png(path, np.hstack(tiles))
+
+
+def power_spectra_png(path: Path, scenes: list[dict], size: tuple[int, int] = (520, 320)) -> None:
+    """Mean power spectrum log10(px^2) vs frequency (Hz) of truth, ours and baselines over the kept scenes."""
+    curves: dict[str, list[np.ndarray]] = {}
+    fps = T = None
+    for arr in scenes:
+        sc = arr["scene"]
+        fps, T = sc.fps, sc.T
+        for m, s in arr["spectral"].items():
+            if m == "no_motion":
+                continue
+            curves.setdefault(m, []).append(metrics.power_spectrum(s, sc.T, sc.valid))
+    W, H = size
+    img = np.full((H, W, 3), 255, np.uint8)
+    if not curves:
+        _write_png(path, img)
+        return
+    mean = {m: np.log10(np.mean(v, axis=0) + metrics.EPS_POWER) for m, v in curves.items()}
+    lo = min(float(c.min()) for c in mean.values())
+    hi = max(float(c.max()) for c in mean.values())
+    lo, hi = math.floor(lo), math.ceil(hi) if hi > lo else lo + 1
+    K1 = len(next(iter(mean.values())))
+    x0, y0, x1, y1 = 60, 20, W - 150, H - 40
+
+    def px(k: int, v: float) -> tuple[int, int]:
+        return (int(x0 + (x1 - x0) * k / max(K1 - 1, 1)), int(y1 - (y1 - y0) * (v - lo) / (hi - lo)))
+
+    cv2.rectangle(img, (x0, y0), (x1, y1), (0, 0, 0), 1)
+    for d in range(int(lo), int(hi) + 1):
+        _, yy = px(0, d)
+        cv2.line(img, (x0 - 4, yy), (x0, yy), (0, 0, 0), 1)
+        cv2.putText(img, f"1e{d}", (5, yy + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    for k in range(0, K1, max(1, K1 // 5)):
+        xx, _ = px(k, lo)
+        hz = (k + 1) * fps / T
+        cv2.putText(img, f"{hz:.1f}", (xx - 8, y1 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "Hz", (x1 - 10, y1 + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, "power px^2", (x0, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    for i, (m, c) in enumerate(mean.items()):
+        pts = np.array([px(k, float(v)) for k, v in enumerate(c)], np.int32)
+        cv2.polylines(img, [pts], False, COLORS.get(m, (0, 0, 0)), 2, cv2.LINE_AA)
+        cv2.line(img, (x1 + 10, y0 + 10 + 18 * i), (x1 + 30, y0 + 10 + 18 * i), COLORS.get(m, (0, 0, 0)), 2)
+        cv2.putText(img, m, (x1 + 35, y0 + 14 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
+    _write_png(path, img)
+
+
+def xt_slices_png(path: Path, arrays: dict, renderer=None) -> str:
+    """X-t slices along the scanline of most motion: rendered colours (splat) if a renderer exists, else the x
+    displacement (blue left, red right). Returns a caption saying which."""
+    scene = arrays["scene"]
+    energy = metrics.energy_map(scene.spectral, scene.T)
+    row = int(np.argmax(energy.mean(axis=1)))
+    tiles = []
+    times = np.arange(scene.T, dtype=np.float64)
+    use_render = renderer is not None
+    if scene.frames is not None:
+        tiles.append(_label(cv2.cvtColor(np.ascontiguousarray(scene.frames[:, row]), cv2.COLOR_RGB2BGR),
+                            "real frames"))
+    for m in ("truth", "ours", "smooth_noise"):
+        s = arrays["spectral"].get(m)
+        if s is None:
+            continue
+        if use_render:
+            try:
+                frames = renderer.render(scene.image, s, scene.fps, scene.T, times, mode="splat")
+                tiles.append(_label(cv2.cvtColor(np.ascontiguousarray(frames[:, row]), cv2.COLOR_RGB2BGR),
+                                    f"{m} (splat)"))
+                continue
+            except Exception:          # noqa: BLE001 - fall back to the displacement picture
+                use_render = False
+        dx = metrics.motion_texture(s, scene.T)[:, 0, row]                # (T, W)
+        vmax = float(np.abs(metrics.motion_texture(scene.spectral, scene.T)[:, 0, row]).max()) or 1.0
+        tiles.append(_label(_colormap(0.5 + 0.5 * dx / vmax, 1.0, cv2.COLORMAP_JET), f"{m} dx"))
+    _write_png(path, np.hstack(tiles))
+    return (f"X-t slices at row {row} (time runs down, {scene.T} frames): "
+            + ("rendered with softmax splatting" if use_render else "x displacement, blue = left, red = right"))
+
+
+def rendered_frames_png(path: Path, arrays: dict, renderer) -> str | None:
+    """Real frame vs splat and IBR renders with the TRUE motion at the clip's middle frame."""
+    scene = arrays["scene"]
+    if renderer is None or scene.frames is None:
+        return None
+    t = scene.T // 2
+    tiles = [_label(cv2.cvtColor(scene.image, cv2.COLOR_RGB2BGR), "I0"),
+             _label(cv2.cvtColor(scene.frames[t], cv2.COLOR_RGB2BGR), f"real frame {t}")]
+    for mode in ("splat", "ibr"):
+        try:
+            f = renderer.render(scene.image, scene.spectral, scene.fps, scene.T, np.array([float(t)]), mode=mode)[0]
+            tiles.append(_label(cv2.cvtColor(f, cv2.COLOR_RGB2BGR), f"{mode} {metrics.psnr(f, scene.frames[t]):.1f}dB"))
+        except Exception as exc:       # noqa: BLE001
+            tiles.append(_label(np.full_like(scene.image, 255), f"{mode}: {type(exc).__name__}"))
+    _write_png(path, np.hstack(tiles))
+    return f"rendering with true motion at frame {t}"
+
+
+def write_report(folder: str | Path, results: dict, arrays_per_set: list[dict], renderer=None) -> Path:
+    """Write folder/index.md with the tables and the PNGs; returns the markdown path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    md = ["# GID evaluation report", "",
+          f"Created {results.get('created')} with `{' '.join(results.get('command', [])) or 'gid eval'}`; "
+          f"versions: {', '.join(f'{k} {v}' for k, v in results.get('versions', {}).items())}.", "",
+          "Amplitudes and errors are in pixels of each scene's grid; k = 1..15 (DC cancels in F_t - F_0). "
+          "Phase-invariant figures first: motion is stochastic, endpoint error is for information "
+          "(an independent sample of exactly the right oscillation has ~1.3x the EPE of no motion).", "",
+          quality_table_md(results)]
+    for entry in arrays_per_set:
+        set_name = entry["set"]
+        if not entry["scenes"]:
+            continue
+        md.append(f"## {set_name}\n")
+        name = f"{set_name}_power_spectra.png"
+        power_spectra_png(folder / name, entry["scenes"])
+        md.append(f"Mean power spectra over {len(entry['scenes'])} scenes (log scale):\n\n![]({name})\n")
+        for arr in entry["scenes"]:
+            sc = arr["scene"].name
+            name = f"{set_name}_{sc}_energy.png"
+            energy_maps_png(folder / name, arr)
+            md.append(f"### {sc}\n\nEnergy maps (mean |F_t - F_0|, same colour scale):\n\n![]({name})\n")
+            name = f"{set_name}_{sc}_xt.png"
+            md.append(f"{xt_slices_png(folder / name, arr, renderer)}:\n\n![]({name})\n")
+            name = f"{set_name}_{sc}_frames.png"
+            caption = rendered_frames_png(folder / name, arr, renderer)
+            if caption:
+                md.append(f"{caption}:\n\n![]({name})\n")
+    path = folder / "index.md"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="index.md", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write("\n".join(md))
+    os.replace(tmp, path)
+    return path
