@@ -13,6 +13,7 @@ SUBCOMMANDS = [
     "backend.train.cli",
     "backend.data.cli",
     "backend.serve_cli",
+    "backend.animate",
     "backend.eval.cli",
 ]
 

@@ -1,0 +1,233 @@
+"""`gid animate IMAGE -o OUT`: the service's pipeline in-process (predict -> render) with a progress bar.
+
+OUT ending in .mp4 -> an H.264 video (imageio-ffmpeg; written to a temporary file, then renamed into place);
+anything else -> a folder of frame_00000.png ... (each written atomically). With --samples N > 1 each sample gets
+its own output (OUT stem + _sample<i>). --spectral NPZ skips prediction and animates a given spectral volume
+(keys `spectral` (K,4,h,w) or (N,K,4,h,w), `fps`, `T`; e.g. a data-set sample or one saved by --save-spectral).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+CHUNK_FRAMES = 16   # frames rendered per call: bounds memory for long or large videos
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("animate", help="animate a still image into a video or PNG frames (no Blender)",
+                              description="Predict motion for IMAGE and render it (same pipeline as the service).")
+    p.add_argument("image", help="input image (any format Pillow reads; RGBA/grey are converted to RGB)")
+    p.add_argument("-o", "--output", required=True, help="OUT.mp4, or a folder for PNG frames")
+    p.add_argument("--seconds", type=float, default=5.0)
+    p.add_argument("--fps", type=float, default=24.0, help="frame rate of the output")
+    p.add_argument("--loop", action="store_true", help="an exact loop of the whole duration")
+    p.add_argument("--magnitude", type=float, default=1.0)
+    p.add_argument("--speed", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--samples", type=int, default=1, help="motion samples; one output each")
+    p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--mode", choices=("ibr", "splat"), default="ibr")
+    p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--checkpoint", default=None, help="weights root like backend/weights/default")
+    p.add_argument("--spectral", default=None, help="animate this spectral volume (.npz) instead of predicting")
+    p.add_argument("--save-spectral", default=None, help="also save the predicted spectral volume(s) (.npz)")
+    p.set_defaults(func=run)
+
+
+# --------------------------------------------------------------------------------------------------------
+# inputs
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    """Any Pillow-readable image -> uint8 (H, W, 3) RGB."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+
+
+def read_spectral(path: str | os.PathLike) -> tuple[np.ndarray, float, int]:
+    """.npz with spectral (K,4,h,w) or (N,K,4,h,w), fps, T -> (spectral (N,K,4,h,w) float32, fps, T)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"spectral volume {path} does not exist")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = {"spectral", "fps", "T"} - set(z.files)
+            if missing:
+                raise ValueError(f"{path} lacks {sorted(missing)} (needs spectral, fps, T)")
+            s = np.asarray(z["spectral"], np.float32)
+            fps, T = float(z["fps"]), int(z["T"])
+    except (OSError, EOFError) as exc:
+        raise ValueError(f"cannot read {path} as .npz: {exc}") from None
+    if s.ndim == 4:
+        s = s[None]
+    if s.ndim != 5 or s.shape[2] != 4 or not np.isfinite(s).all():
+        raise ValueError(f"{path}: spectral must be finite (K,4,h,w) or (N,K,4,h,w), got {s.shape}")
+    if fps <= 0 or T < 2:
+        raise ValueError(f"{path}: needs fps > 0 and T >= 2, got fps={fps}, T={T}")
+    return s, fps, T
+
+
+# --------------------------------------------------------------------------------------------------------
+# outputs (atomic)
+
+
+class Mp4Writer:
+    """Streams frames into `<dir>/.<name>.tmp-<pid>.mp4`, renamed to `path` on `close(ok=True)`."""
+
+    def __init__(self, path: Path, size: tuple[int, int], fps: float):
+        import imageio_ffmpeg
+
+        self.path = path
+        self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)   # H.264 yuv420p needs even sizes
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
+        os.close(fd)
+        self.tmp = Path(tmp)
+        self._gen = imageio_ffmpeg.write_frames(str(self.tmp), self.size, fps=fps, codec="libx264",
+                                                pix_fmt_out="yuv420p", quality=8, macro_block_size=1,
+                                                ffmpeg_log_level="error")
+        self._gen.send(None)
+
+    def write(self, frame: np.ndarray) -> None:
+        h, w = frame.shape[:2]
+        if (w, h) != self.size:
+            frame = np.pad(frame, ((0, self.size[1] - h), (0, self.size[0] - w), (0, 0)), mode="edge")
+        self._gen.send(np.ascontiguousarray(frame))
+
+    def close(self, ok: bool) -> None:
+        try:
+            self._gen.close()
+        finally:
+            if ok:
+                os.replace(self.tmp, self.path)
+            else:
+                self.tmp.unlink(missing_ok=True)
+
+
+class PngWriter:
+    """Writes frame_%05d.png into a folder, each through a temporary file + os.replace."""
+
+    def __init__(self, folder: Path):
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.count = 0
+
+    def write(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        final = self.folder / f"frame_{self.count:05d}.png"
+        tmp = self.folder / f".frame_{self.count:05d}.tmp.png"
+        Image.fromarray(frame).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, final)
+        self.count += 1
+
+    def close(self, ok: bool) -> None:
+        pass
+
+
+def open_writer(path: Path, size: tuple[int, int], fps: float):
+    if path.suffix.lower() == ".mp4":
+        if not path.parent.is_dir():
+            raise FileNotFoundError(f"output folder {path.parent} does not exist")
+        return Mp4Writer(path, size, fps)
+    if path.suffix:
+        raise ValueError(f"output must end in .mp4 or be a folder for PNG frames, got {path}")
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"output {path} exists and is not a folder")
+    return PngWriter(path)
+
+
+def output_paths(out: Path, n: int) -> list[Path]:
+    if n == 1:
+        return [out]
+    return [out.with_name(f"{out.stem}_sample{i}{out.suffix}") for i in range(n)]
+
+
+def save_spectral(path: Path, spectral: np.ndarray, fps: float, T: int) -> None:
+    if path.suffix != ".npz":
+        raise ValueError(f"--save-spectral must end in .npz, got {path}")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
+    os.close(fd)
+    try:
+        np.savez(tmp, spectral=spectral.astype(np.float32), fps=np.float32(fps), T=np.int32(T))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------------------------
+# the pipeline
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .jobs import JobContext
+
+    if not (args.seconds > 0 and args.fps > 0 and args.speed > 0 and np.isfinite(args.magnitude)):
+        raise ValueError("--seconds, --fps and --speed must be > 0 and --magnitude finite")
+    if not 1 <= args.samples <= 16:
+        raise ValueError(f"--samples must be in 1..16, got {args.samples}")
+    if args.steps is not None and not 1 <= args.steps <= 1000:
+        raise ValueError(f"--steps must be in 1..1000, got {args.steps}")
+    n_frames = max(1, int(round(args.seconds * args.fps)))
+    out = Path(args.output)
+    image = read_image(args.image)
+    H, W = image.shape[:2]
+    if out.suffix and out.suffix.lower() != ".mp4":
+        raise ValueError(f"output must end in .mp4 or be a folder for PNG frames, got {out}")
+
+    if args.spectral:
+        spectral, fps, T = read_spectral(args.spectral)
+    else:
+        try:
+            from .motion.predictor import MotionPredictor
+            predictor = MotionPredictor.load(checkpoint_dir=args.checkpoint, device=args.device)
+        except (ImportError, FileNotFoundError) as exc:
+            raise RuntimeError(f"no motion model available ({type(exc).__name__}: {exc}); "
+                               "train one (gid train) or pass --spectral NPZ") from None
+        with tqdm(total=100, desc="predict", unit="%", leave=False) as bar:
+            def on_progress(stage: str, done: float) -> None:
+                bar.update(int(done * 100) - bar.n)
+            pred = predictor.predict(image, seed=args.seed, samples=args.samples, steps=args.steps,
+                                     loop=args.loop, guidance=args.guidance, ctx=JobContext(on_progress))
+        spectral, fps, T = np.asarray(pred.spectral, np.float32), float(pred.fps), int(pred.T)
+        if args.save_spectral:
+            save_spectral(Path(args.save_spectral), spectral, fps, T)
+
+    from .render.api import Renderer
+
+    renderer = Renderer.load(checkpoint_dir=None if args.checkpoint is None else Path(args.checkpoint) / "render",
+                             device=args.device)
+    loop_frames = n_frames if args.loop else 0
+    for sample, path in enumerate(output_paths(out, len(spectral))):
+        writer = open_writer(path, (W, H), args.fps)
+        ok = False
+        try:
+            with tqdm(total=n_frames, desc=f"render {path.name}", unit="frame") as bar:
+                for start in range(0, n_frames, CHUNK_FRAMES):
+                    times = np.arange(start, min(n_frames, start + CHUNK_FRAMES), dtype=np.float64)
+                    frames = renderer.render(image, spectral[sample], fps, T, times, scene_fps=args.fps,
+                                             speed=args.speed, magnitude=args.magnitude, loop_frames=loop_frames,
+                                             mode=args.mode)
+                    for frame in frames:
+                        writer.write(frame)
+                    bar.update(len(frames))
+            ok = True
+        finally:
+            writer.close(ok)
+        print(f"wrote {path} ({n_frames} frames, {W}x{H}, {args.fps:g} fps)")
+    return 0
