@@ -93,7 +93,9 @@ def test_bake_with_backend(addon_zip, tmp_path):
     r = run_scenario("bake", tmp_path, addon_zip, timeout=400.0)
     assert r["baked_files"] == r["loop_frames"]
     assert r["showing"] == "BAKED"
-    assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0
+    assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0 and r["bake_still_error"] < 1.0
+    # the backend's forward splat and the live backward warp agree up to disocclusion / resampling
+    assert r["bake_vs_live"] < 0.15 * r["live_moved"], r
     # killing the backend mid-bake: a clear error, previous frames and material untouched, no temp folders
     assert "exited" in r["kill_message"] or "no answer" in r["kill_message"], r["kill_message"]
     assert r["kill_files_unchanged"] and r["kill_no_temp"] and r["kill_still_showing"] == "BAKED"
@@ -315,8 +317,10 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     assert "FINISHED" in bpy.ops.gid.start_backend()
     assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
     s = ob.gid
-    s.loop_frames, s.bake_mode, s.bake_chunk = 12, "splat", 4
-    out["loop_frames"] = 12
+    s.loop_frames, s.bake_mode, s.bake_chunk = 24, "splat", 8
+    out["loop_frames"] = 24
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    live7 = _render(bpy, workdir, 7, "live")
     assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
     from importlib import import_module
 
@@ -325,14 +329,16 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     files = sorted(bake_dir.glob("frame_*.png"))
     out["baked_files"] = len(files)
     out["showing"] = s.display
-    r1, r4, r13 = _render(bpy, workdir, 1, "b"), _render(bpy, workdir, 4, "b"), _render(bpy, workdir, 13, "b")
-    out["bake_moved"], out["bake_loop"] = _diff(r4, r1), _diff(r13, r1)
+    r1, r7, r25 = _render(bpy, workdir, 1, "b"), _render(bpy, workdir, 7, "b"), _render(bpy, workdir, 25, "b")
+    out["bake_moved"], out["bake_loop"] = _diff(r7, r1), _diff(r25, r1)
+    out["bake_still_error"] = _diff(r1, img)
+    out["bake_vs_live"], out["live_moved"] = _diff(r7, live7), _diff(live7, img)
     digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     # kill the backend after the first chunk has arrived
     connection = import_module(MODULE + ".connection")
     bake_mod = import_module(MODULE + ".bake")
-    s.loop_frames, s.bake_chunk = 24, 2
+    s.loop_frames, s.bake_chunk = 48, 2
     task = bake_mod.BakeTask(ob, bpy.context.scene)
     connection.begin(task)
     killed = False
