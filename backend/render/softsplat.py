@@ -118,36 +118,36 @@ def _splat_rows_fixed_point(rows: torch.Tensor, idx: torch.Tensor, w: torch.Tens
 
 
 def _bilinear_targets(flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Row indices (4, B*H*W) into a (B*H*W + 1) table (last row = dump for dropped splats) and the matching
-    bilinear weights (4, B*H*W), 0 for dropped ones. Corner order: NW, NE, SW, SE."""
+    """Row indices (4, B*H*W) into the (B*H*W) target table and bilinear weights (4, B*H*W) of the corners
+    NW, NE, SW, SE of p + F(p). A neighbour outside the image (or any neighbour of a non-finite target) gets
+    weight 0 and a clamped, in-range index, so it adds exactly nothing and needs no masking or compaction."""
     B, _, H, W = flow.shape
     dev = flow.device
-    gx = torch.arange(W, device=dev, dtype=flow.dtype).view(1, 1, W)
-    gy = torch.arange(H, device=dev, dtype=flow.dtype).view(1, H, 1)
-    tx = gx + flow[:, 0]
-    ty = gy + flow[:, 1]
+    tx = flow[:, 0] + torch.arange(W, device=dev, dtype=flow.dtype).view(1, 1, W)
+    ty = flow[:, 1] + torch.arange(H, device=dev, dtype=flow.dtype).view(1, H, 1)
     finite = torch.isfinite(tx) & torch.isfinite(ty)
-    # Non-finite targets go far outside the image; they are then dropped like any out-of-bounds neighbour.
-    tx = torch.where(finite, tx, torch.full_like(tx, -4.0))
-    ty = torch.where(finite, ty, torch.full_like(ty, -4.0))
+    # Non-finite targets go outside the image, where all four neighbours get weight 0.
+    tx = torch.where(finite, tx, -4.0)
+    ty = torch.where(finite, ty, -4.0)
     x0f = torch.floor(tx)
     y0f = torch.floor(ty)
     ax = tx - x0f                      # carries the gradient w.r.t. the flow
     ay = ty - y0f
-    x0 = x0f.to(torch.int64).clamp_(-2, W + 1)
-    y0 = y0f.to(torch.int64).clamp_(-2, H + 1)
-    bx = (torch.arange(B, device=dev) * (H * W)).view(B, 1, 1)
-    n_rows = B * H * W
-    idx, wts = [], []
-    for dy, wy in ((0, 1.0 - ay), (1, ay)):
-        yy = y0 + dy
-        iny = (yy >= 0) & (yy < H)
-        for dx, wx in ((0, 1.0 - ax), (1, ax)):
-            xx = x0 + dx
-            ok = iny & (xx >= 0) & (xx < W)
-            idx.append(torch.where(ok, bx + yy * W + xx, n_rows).reshape(-1))
-            wts.append(torch.where(ok, wx * wy, torch.zeros((), dtype=flow.dtype, device=dev)).reshape(-1))
-    return torch.stack(idx), torch.stack(wts)
+    # weights of the two columns / rows, zeroed where that column / row is outside the image
+    wx0 = (1.0 - ax) * ((x0f >= 0) & (x0f <= W - 1))
+    wx1 = ax * ((x0f >= -1) & (x0f <= W - 2))
+    wy0 = (1.0 - ay) * ((y0f >= 0) & (y0f <= H - 1))
+    wy1 = ay * ((y0f >= -1) & (y0f <= H - 2))
+    xi = x0f.clamp(-1, W).to(torch.int64)
+    yi = y0f.clamp(-1, H).to(torch.int64)
+    x0 = xi.clamp(0, W - 1)
+    x1 = (xi + 1).clamp_(0, W - 1)
+    base = torch.arange(B, device=dev).view(B, 1, 1) * (H * W)
+    r0 = yi.clamp(0, H - 1) * W + base
+    r1 = (yi + 1).clamp_(0, H - 1) * W + base
+    idx = torch.stack([r0 + x0, r0 + x1, r1 + x0, r1 + x1]).view(4, -1)
+    wts = torch.stack([wy0 * wx0, wy0 * wx1, wy1 * wx0, wy1 * wx1]).view(4, -1)
+    return idx, wts
 
 
 def softsplat(x: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None = None, mode: str = "soft",
@@ -190,7 +190,7 @@ def softsplat(x: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None =
     rows = torch.cat([p.permute(0, 2, 3, 1) for p in parts], dim=3).reshape(B * H * W, -1)
 
     idx, wts = _bilinear_targets(flow)                          # (4, BHW), (4, BHW)
-    acc = _SplatRows.apply(rows, idx, wts, B * H * W + 1, deterministic)[:-1]
+    acc = _SplatRows.apply(rows, idx, wts, B * H * W, deterministic)
     acc = acc.view(B, H, W, -1).permute(0, 3, 1, 2)            # channels-last memory, no copy
 
     coverage = acc[:, -1:]

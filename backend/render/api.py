@@ -1,0 +1,154 @@
+"""Renderer: spectral volume + image -> frames. The one entry point the service, the CLI and scripts use.
+
+    r = Renderer.load()                      # shipped default weights (IBR); "splat" works without them
+    frames = r.render(image, spectral, fps, T, times=range(30), mode="ibr")   # uint8 (n, H, W, 3)
+
+Displacements come from `shared.spectral.displacement_for_frames` at the spectral grid (the same function
+the add-on's live displacement uses, so both move identically), are resized to the image with
+`shared.spectral.resize_field`, and rendered relative to frame 0 (so frame 0 is I0 exactly: frames whose
+displacement is exactly zero are returned as I0 without touching the network).
+The splat metric comes from the displacement over one period of the clip (`preview.splat_metric`).
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from shared.spectral import displacement_for_frames, resize_field, resize_planes
+
+from ..device import describe, pick_device
+from ..jobs import NULL_CONTEXT, JobContext
+from .preview import mean_motion, splat_metric, splat_preview
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / "render"
+MODES = ("ibr", "splat")
+METRIC_SAMPLES = 32          # time samples over one period for W(p) = mean_t ||F_t(p)||
+FRAMES_PER_BATCH = 4         # frames splatted together (amortises per-call overhead, bounds memory)
+
+
+def _check_image(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise ValueError(f"image must be uint8 (H, W, 3) RGB, got {img.dtype} {img.shape}")
+    if img.shape[0] < 2 or img.shape[1] < 2:
+        raise ValueError(f"image must be at least 2x2 pixels, got {img.shape[1]}x{img.shape[0]}")
+    return img
+
+
+def _check_spectral(spectral) -> np.ndarray:
+    s = np.asarray(spectral, dtype=np.float32)
+    if s.ndim == 5 and s.shape[0] == 1:
+        s = s[0]
+    if s.ndim != 4 or s.shape[1] != 4:
+        raise ValueError(f"spectral must be (K, 4, h, w) (or (1, K, 4, h, w)), got {s.shape}")
+    if not np.isfinite(s).all():
+        raise ValueError("spectral volume contains non-finite values")
+    return s
+
+
+class Renderer:
+    """Holds the (optional) IBR network on one device; `render` turns motion into frames."""
+
+    def __init__(self, device: torch.device, model=None, checkpoint_dir: Path | None = None,
+                 load_error: str | None = None):
+        self.device = device
+        self.model = model
+        self.checkpoint_dir = checkpoint_dir
+        self.load_error = load_error
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "Renderer":
+        """checkpoint_dir None = the shipped default weights. Missing weights are not an error here: the
+        "splat" mode needs none, and "ibr" raises a clear error when asked for."""
+        dev = pick_device(device)
+        ckpt = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_WEIGHTS
+        if checkpoint_dir is not None and not ckpt.exists():
+            raise FileNotFoundError(f"render checkpoint directory {ckpt} does not exist")
+        model, err = None, None
+        if (ckpt / "model.safetensors").exists() and (ckpt / "config.json").exists():
+            from .ibr import IBRNet
+            model = IBRNet.from_pretrained(ckpt).to(dev).eval()
+        else:
+            err = f"no IBR weights in {ckpt} (config.json + model.safetensors)"
+        return cls(dev, model, ckpt, err)
+
+    def info(self) -> dict:
+        return {
+            "device": describe(self.device),
+            "modes": list(MODES) if self.model is not None else ["splat"],
+            "checkpoint": str(self.checkpoint_dir) if self.checkpoint_dir else None,
+            "ibr": self.model.info() if self.model is not None else None,
+            "ibr_error": self.load_error,
+        }
+
+    # ------------------------------------------------------------------------------------------------------
+
+    def render(self, image, spectral, fps: float, T: int, times: Sequence[float], scene_fps: float | None = None,
+               speed: float = 1.0, magnitude: float = 1.0, loop_frames: int = 0, mode: str = "ibr",
+               ctx: JobContext | None = None) -> np.ndarray:
+        """Frames at scene frame numbers `times` (counted from the animation start, at `scene_fps`, default
+        `fps`): uint8 (n, H, W, 3) at the image's full size."""
+        ctx = ctx or NULL_CONTEXT
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "ibr" and self.model is None:
+            raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. "
+                               "Use mode='splat' or train them with `gid train render`.")
+        img = _check_image(image)
+        spec = _check_spectral(spectral)
+        if fps <= 0 or int(T) < 2:
+            raise ValueError(f"fps must be > 0 and T >= 2, got fps={fps}, T={T}")
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        if times.ndim != 1 or not np.isfinite(times).all():
+            raise ValueError("times must be a 1-D sequence of finite frame numbers")
+        H, W = img.shape[:2]
+        n = len(times)
+        out = np.empty((n, H, W, 3), np.uint8)
+        if n == 0:
+            return out
+        dev = self.device
+
+        # W(p) over one period of the clip (speed only re-times it; magnitude scales it), resized like F_t.
+        period = displacement_for_frames(spec, int(T), fps, np.linspace(0.0, int(T), METRIC_SAMPLES, endpoint=False),
+                                         None, 1.0, magnitude, 0)
+        # Z is scale-free (W in pixels at a 256-pixel long side), so take it at the grid, then resize the plane.
+        z_grid = splat_metric(mean_motion(torch.from_numpy(period)))   # (1, 1, h, w)
+        h_s, w_s = spec.shape[-2:]
+        metric = torch.from_numpy(resize_planes(z_grid.numpy(), (W, H))).to(dev)   # (1, 1, H, W)
+        image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
+
+        done = 0
+        for start in range(0, n, FRAMES_PER_BATCH):
+            ctx.check()
+            chunk = times[start:start + FRAMES_PER_BATCH]
+            disp = displacement_for_frames(spec, int(T), fps, chunk, scene_fps, speed, magnitude, loop_frames)
+            flow = torch.from_numpy(resize_field(disp, (W, H)) if (h_s, w_s) != (H, W) else disp).to(dev)
+            still = flow.flatten(1).abs().amax(dim=1) == 0              # exact I0 for zero displacement
+            frames = image_t.expand(len(chunk), -1, -1, -1).clone()
+            moving = (~still).nonzero().flatten()
+            if len(moving):
+                with torch.no_grad():
+                    if mode == "splat":
+                        frames[moving] = splat_preview(image_t, flow[moving], metric)
+                    else:
+                        from .ibr import render_full_size
+                        frames[moving] = render_full_size(self.model, image_t, flow[moving], metric)
+            rgb = (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for i in range(len(chunk)):
+                out[start + i] = img if bool(still[i]) else rgb[i]
+                done += 1
+                ctx.step("render", done / n)
+        return out
+
+
+def throughput(renderer: Renderer, image: np.ndarray, spectral: np.ndarray, fps: float, T: int, mode: str,
+               n: int = 30) -> float:
+    """Frames per second of `render` for n consecutive frames (everything included: motion, resize, splat)."""
+    renderer.render(image, spectral, fps, T, [1], mode=mode)   # warm-up
+    t0 = time.perf_counter()
+    renderer.render(image, spectral, fps, T, np.arange(1, n + 1), mode=mode)
+    return n / (time.perf_counter() - t0)
