@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p.add_argument("--stride", type=int, default=10, help="a window starts every STRIDE frames")
     p.add_argument("--fps", type=float, default=30.0, help="resample videos to this frame rate")
     p.add_argument("--full", action="store_true", help="also store frames and motion")
-    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--wrap", action="store_true",
+                   help="the videos are seamless loops: windows start over the whole clip and wrap around")
     p.set_defaults(func=_from_video)
 
     p = sub.add_parser("stats", help="per-frequency normalisation statistics (+ power spectrum plot)")
@@ -63,7 +64,7 @@ def _from_video(args) -> int:
     from .video import run_from_video
 
     run_from_video(args.videos, args.out, size=args.size, window=args.window, stride=args.stride, fps=args.fps,
-                   full=args.full, workers=args.workers, log=lambda m: print(m, flush=True))
+                   full=args.full, wrap=args.wrap, log=lambda m: print(m, flush=True))
     return 0
 
 
