@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -64,13 +63,14 @@ def read_spectral(path: str | os.PathLike) -> tuple[np.ndarray, float, int]:
         raise FileNotFoundError(f"spectral volume {path} does not exist")
     try:
         with np.load(path, allow_pickle=False) as z:
-            missing = {"spectral", "fps", "T"} - set(z.files)
-            if missing:
-                raise ValueError(f"{path} lacks {sorted(missing)} (needs spectral, fps, T)")
-            s = np.asarray(z["spectral"], np.float32)
-            fps, T = float(z["fps"]), int(z["T"])
-    except (OSError, EOFError) as exc:
+            arrays = {k: np.asarray(z[k]) for k in ("spectral", "fps", "T") if k in z.files}
+    except (OSError, EOFError, ValueError) as exc:
         raise ValueError(f"cannot read {path} as .npz: {exc}") from None
+    missing = {"spectral", "fps", "T"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path} lacks {sorted(missing)} (needs spectral, fps, T)")
+    s = arrays["spectral"].astype(np.float32)
+    fps, T = float(arrays["fps"]), int(arrays["T"])
     if s.ndim == 4:
         s = s[None]
     if s.ndim != 5 or s.shape[2] != 4 or not np.isfinite(s).all():
@@ -92,9 +92,7 @@ class Mp4Writer:
 
         self.path = path
         self.size = (size[0] + size[0] % 2, size[1] + size[1] % 2)   # H.264 yuv420p needs even sizes
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.mp4", dir=path.parent)
-        os.close(fd)
-        self.tmp = Path(tmp)
+        self.tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.mp4")
         self._gen = imageio_ffmpeg.write_frames(str(self.tmp), self.size, fps=fps, codec="libx264",
                                                 pix_fmt_out="yuv420p", quality=8, macro_block_size=1,
                                                 ffmpeg_log_level="error")
@@ -158,8 +156,7 @@ def output_paths(out: Path, n: int) -> list[Path]:
 def save_spectral(path: Path, spectral: np.ndarray, fps: float, T: int) -> None:
     if path.suffix != ".npz":
         raise ValueError(f"--save-spectral must end in .npz, got {path}")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.npz", dir=path.parent)
-    os.close(fd)
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
     try:
         np.savez(tmp, spectral=spectral.astype(np.float32), fps=np.float32(fps), T=np.int32(T))
         os.replace(tmp, path)
@@ -212,6 +209,10 @@ def run(args: argparse.Namespace) -> int:
 
     renderer = Renderer.load(checkpoint_dir=None if args.checkpoint is None else Path(args.checkpoint) / "render",
                              device=args.device)
+    modes = renderer.info().get("modes", [])
+    if args.mode not in modes:
+        raise RuntimeError(f"--mode {args.mode} is not available ({renderer.info().get('ibr_error')}); "
+                           f"available: {modes}")
     loop_frames = n_frames if args.loop else 0
     for sample, path in enumerate(output_paths(out, len(spectral))):
         writer = open_writer(path, (W, H), args.fps)
