@@ -1,0 +1,118 @@
+"""The add-on's threaded client and backend launcher against a real `gid serve` process (no bpy needed).
+
+The server runs with --test-ops: `_test_sleep` gives a long job with progress and cancel points without any
+model (transport only, as the server's own tests do).
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from blender_addon.backend_process import BackendProcess, free_tcp_address, port_open, serve_command
+from blender_addon.client import DONE, FAILED, BackendClient, BackendError, check_address, is_loopback
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start_server(tmp_path):
+    address = free_tcp_address()
+    argv = serve_command(sys.executable, "", address) + ["--test-ops", "--device", "cpu",
+                                                          "--log-file", str(tmp_path / "serve-rot.log")]
+    proc = BackendProcess(argv, str(tmp_path / "serve.log"), cwd=str(ROOT))
+    proc.wait_ready(address, timeout=120)
+    return address, proc
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    address, proc = start_server(tmp_path_factory.mktemp("serve"))
+    yield address, proc
+    proc.stop()
+
+
+def test_address_rules():
+    assert is_loopback("tcp://127.0.0.1:5555") and is_loopback("tcp://localhost:1") and is_loopback("tcp://[::1]:9")
+    assert not is_loopback("tcp://192.168.1.20:5555")
+    check_address("tcp://127.0.0.1:5555", online_access=False)          # loopback is never gated
+    check_address("tcp://10.0.0.5:5555", online_access=True)
+    with pytest.raises(ValueError, match="Allow Online Access"):
+        check_address("tcp://10.0.0.5:5555", online_access=False)
+    for bad in ("http://127.0.0.1:5555", "tcp://127.0.0.1", "127.0.0.1:5555"):
+        with pytest.raises(ValueError):
+            check_address(bad, online_access=True)
+
+
+def test_ping_progress_cancel(server):
+    address, proc = server
+    cl = BackendClient(address, idle_timeout=30)
+    try:
+        info = cl.call("ping", {}, timeout=30)
+        assert info["protocol"] == 1 and "render" in info["ops"]
+        seen = []
+        job = cl.submit("_test_sleep", {"steps": 5, "delay": 0.02}, on_progress=lambda j: seen.append(j.done))
+        cl.wait(job, timeout=30)
+        assert job.state == DONE and job.result == {"steps": 5}
+        assert len(seen) >= 3 and seen == sorted(seen)
+        # a long job: poll() never blocks while it runs, and cancel ends it; the server keeps serving
+        job = cl.submit("_test_sleep", {"steps": 1000, "delay": 0.05})
+        worst = 0.0
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            t0 = time.perf_counter()
+            cl.poll()
+            worst = max(worst, time.perf_counter() - t0)
+            time.sleep(0.01)
+        assert worst < 0.05
+        cl.cancel(job)
+        assert job.state == "cancelled" and job.error.code == "cancelled"
+        assert cl.call("ping", {}, timeout=30)["protocol"] == 1
+        with pytest.raises(BackendError) as err:
+            cl.call("no_such_op", {}, timeout=30)
+        assert err.value.code == "unknown_op"
+    finally:
+        cl.close()
+
+
+def test_backend_killed_fails_jobs_clearly(tmp_path):
+    address, proc = start_server(tmp_path)
+    cl = BackendClient(address, idle_timeout=60, liveness=proc.liveness)
+    try:
+        job = cl.submit("_test_sleep", {"steps": 1000, "delay": 0.05})
+        time.sleep(0.3)
+        proc.proc.kill()
+        t0 = time.monotonic()
+        cl.wait(job, timeout=30)
+        assert job.state == FAILED and job.error.code == "backend_exited"
+        assert "exited" in str(job.error) and proc.log_path in str(job.error)
+        assert time.monotonic() - t0 < 5
+    finally:
+        cl.close()
+        proc.stop()
+
+
+def test_no_backend_times_out_without_blocking():
+    address = free_tcp_address()
+    assert not port_open(address)
+    cl = BackendClient(address, idle_timeout=0.5)
+    try:
+        job = cl.submit("ping", {})
+        t0 = time.monotonic()
+        cl.wait(job, timeout=10)
+        assert job.state == FAILED and job.error.code == "timeout"
+        assert "is `gid serve` running?" in str(job.error)
+        assert time.monotonic() - t0 < 3
+    finally:
+        cl.close()
+
+
+def test_launcher_reports_a_failing_command(tmp_path):
+    proc = BackendProcess([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+                          str(tmp_path / "bad.log"))
+    with pytest.raises(RuntimeError, match="exited with code 3") as err:
+        proc.wait_ready(free_tcp_address(), timeout=20)
+    assert "boom" in str(err.value)
+    with pytest.raises(RuntimeError, match="could not start"):
+        BackendProcess([str(tmp_path / "missing-python")], str(tmp_path / "x.log"))
