@@ -69,14 +69,14 @@ def _sync(device) -> Callable[[], None]:
 # sections
 
 
-def bench_splat(device, quick: bool) -> dict:
+def bench_splat(device, quick: bool, size: tuple[int, int] | None = None) -> dict:
     try:
         bs = _script_module("bench_splat")
         ref, make_inputs, ours = bs.reference_softsplat, bs.make_inputs, bs.softsplat
     except (ImportError, AttributeError) as exc:
         return _missing(f"softmax splat benchmark unavailable: {exc}")
     import torch
-    W, H = (256, 160) if quick else (512, 288)
+    W, H = size or ((256, 160) if quick else (512, 288))
     rows, data = [], {}
     for C in ((3,) if quick else (3, 64)):
         x, flow, metric = make_inputs(1, C, H, W, device)
@@ -295,7 +295,9 @@ def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | 
     say = progress or (lambda msg: None)
     device = pick_device(device_name)
     t_start = time.perf_counter()
-    result: dict = {"kind": "gid-bench", "version": 1, "quick": quick, "device": describe(device),
+    import datetime as _dt
+    result: dict = {"kind": "gid-bench", "version": 1, "quick": quick,
+                    "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "device": describe(device),
                     "machine": platform.processor() or platform.machine(), "versions": versions(), "sections": {}}
     runners = {
         "splat": lambda: bench_splat(device, quick),

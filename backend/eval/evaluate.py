@@ -134,8 +134,11 @@ def ensure_synth_test(folder: Path, count: int = 32, seed: int = 900000) -> None
 
 
 def seam_figures(spectral: np.ndarray, scene: Scene) -> dict:
-    """Loop seams over LOOP_FRAMES scene frames: exact loop (make_loop) and the naive cut of the clip."""
-    frames = np.arange(LOOP_FRAMES)
+    """Seam pops of a LOOP_FRAMES-frame loop: the exact loop (make_loop) and the naive cut of the clip.
+
+    ratio = mean ||D_n - D_0|| / mean frame step (metrics.loop_seam): 0 for a seamless loop.
+    """
+    frames = np.arange(LOOP_FRAMES + 2)
     looped = displacement_for_frames(spectral, scene.T, scene.fps, frames, loop_frames=LOOP_FRAMES)
     cut = displacement_for_frames(spectral, scene.T, scene.fps, frames)
     return {"loop_seam_ratio": metrics.loop_seam(looped, scene.valid)["ratio"],

@@ -123,24 +123,27 @@ def motion_amount(spectral: np.ndarray, T: int, valid: np.ndarray | None = None)
 
 
 def loop_seam(displacement: np.ndarray, valid: np.ndarray | None = None) -> dict:
-    """Seam of a displacement sequence (n, 2, H, W) meant to loop (frame n would be frame 0 again).
+    """Seam of an n-frame loop, from the motion at frames 0..n+1 (n + 2 frames, (n+2, 2, H, W)).
 
-    jump: mean ||D_0 - D_{n-1}|| (px), the step across the seam; step: mean of the steps on either side of it,
-    ||D_1 - D_0|| and ||D_{n-1} - D_{n-2}||; ratio = jump / step: about 1 when the loop is seamless (position
-    and velocity continue), >> 1 for a visible pop; 0 for no motion.
+    Played in a loop, frame n - 1 is followed by frame 0 instead of frame n. So the pop at the seam is
+    seam_px = mean ||D_n - D_0|| (position) and velocity_px = mean ||(D_{n+1} - D_n) - (D_1 - D_0)||;
+    step_px = mean ||D_{t+1} - D_t|| over the loop is the scale of normal motion, ratio = seam_px / step_px
+    (0 = seamless, 1 = a pop as large as a normal frame step; 0 for no motion).
     """
     d = np.asarray(displacement, np.float64)
-    if d.ndim != 4 or d.shape[1] != 2 or d.shape[0] < 3:
-        raise ValueError(f"displacement must be (n >= 3, 2, H, W), got {d.shape}")
+    if d.ndim != 4 or d.shape[1] != 2 or d.shape[0] < 4:
+        raise ValueError(f"displacement must be (n + 2 >= 4, 2, H, W), got {d.shape}")
     m = _mask(valid, d.shape[-2:])
+    n = d.shape[0] - 2
 
-    def step(a, b) -> float:
-        return float(np.sqrt(((a - b) ** 2).sum(axis=0))[m].mean())
+    def norm(v) -> np.ndarray:
+        return np.sqrt((v ** 2).sum(axis=-3))[..., m]
 
-    jump = step(d[0], d[-1])
-    local = 0.5 * (step(d[1], d[0]) + step(d[-1], d[-2]))
-    return {"jump": jump, "step": local,
-            "ratio": jump / local if local > 0 else (0.0 if jump == 0 else float("inf"))}
+    seam = float(norm(d[n] - d[0]).mean())
+    velocity = float(norm((d[n + 1] - d[n]) - (d[1] - d[0])).mean())
+    step = float(norm(d[1:n + 1] - d[:n]).mean())
+    return {"seam_px": seam, "velocity_px": velocity, "step_px": step,
+            "ratio": seam / step if step > 0 else (0.0 if seam == 0 else float("inf"))}
 
 
 def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray | None = None,

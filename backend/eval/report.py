@@ -23,7 +23,7 @@ QUALITY_COLUMNS = [
     ("amplitude_error_px", "amp. err px ↓", 3), ("amplitude_ratio", "amp. ratio (1)", 2),
     ("log_power_distance", "log-power dist ↓", 2), ("energy_correlation", "energy corr ↑", 2),
     ("motion_amount_px", "motion px", 2), ("epe_best_px", "EPE best px", 2), ("epe_mean_px", "EPE mean px", 2),
-    ("loop_seam_ratio", "loop seam ↓", 2), ("cut_seam_ratio", "cut seam", 2),
+    ("loop_seam_ratio", "loop seam ↓", 3), ("cut_seam_ratio", "cut seam", 2),
 ]
 
 

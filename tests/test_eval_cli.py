@@ -1,0 +1,110 @@
+"""`gid eval` on two tiny synthetic scenes with whatever components exist, `gid bench` smoke, README tables."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from backend import cli
+from backend.eval import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def tiny_sets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("eval_data")
+    test, train = base / "tiny_test", base / "tiny_train"
+    assert cli.main(["data", "synth", "--out", str(test), "--count", "2", "--size", "64x40", "--frames", "32",
+                     "--seed", "900000"]) == 0
+    assert cli.main(["data", "synth", "--out", str(train), "--count", "2", "--size", "64x40", "--frames", "32",
+                     "--seed", "0", "--lite"]) == 0
+    return test, train
+
+
+@pytest.mark.timeout(240)
+def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
+    test, train = tiny_sets
+    out, rep = tmp_path / "eval.json", tmp_path / "report"
+    rc = cli.main(["eval", "--json", str(out), "--report", str(rep), "--data", str(test), "--train-data",
+                   str(train), "--samples", "1", "--steps", "2", "--device", "cpu"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["kind"] == "gid-eval" and res["versions"]["numpy"] == np.__version__
+    s = res["sets"]["tiny_test"]
+    assert [sc["name"] for sc in s["scenes"]] == ["sample_000000", "sample_000001"]
+    agg = s["aggregate"]
+    assert {"no_motion", "train_mean", "smooth_noise", "truth"} <= set(agg)
+    # The model is there, or its absence is said, never faked.
+    if res["model"]["status"] == "ok":
+        assert "ours" in agg and agg["ours"]["epe_best_px"] <= agg["ours"]["epe_mean_px"] + 1e-9
+    else:
+        assert "ours" not in agg and res["model"]["why"].startswith("no motion model")
+    assert agg["no_motion"]["amplitude_ratio"] == 0 and agg["no_motion"]["motion_amount_px"] == 0
+    assert agg["truth"]["motion_amount_px"] > 0
+    # smooth noise matches the truth's amount of motion (RMS per frequency), not its place
+    assert 0.2 < agg["smooth_noise"]["motion_amount_px"] / agg["truth"]["motion_amount_px"] < 5
+    for m in ("train_mean", "smooth_noise"):
+        assert -1 <= agg[m]["energy_correlation"] <= 1
+    # exact loops are seamless, cutting the clip is not
+    assert agg["truth"]["loop_seam_ratio"] < 1e-3 < 0.3 < agg["truth"]["cut_seam_ratio"]
+    render = agg["rendering"]
+    assert 10 < render["still"]["psnr"] < 60
+    for mode in ("splat", "ibr"):
+        assert ("psnr" in render[mode]) or render[mode]["status"] == "missing"
+    md = (rep / "index.md").read_text()
+    assert "| no motion |" in md and "tiny_test_power_spectra.png" in md
+    pngs = sorted(rep.glob("*.png"))
+    assert len(pngs) >= 5
+    for p in pngs:
+        assert cv2.imread(str(p)) is not None
+    assert "| training-set mean |" in capsys.readouterr().out
+
+
+def test_gid_eval_bad_input_is_a_clear_error(tmp_path, capsys):
+    assert cli.main(["eval", "--json", str(tmp_path / "x.json"), "--data", str(tmp_path / "missing")]) == 1
+    assert "no such folder" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["eval", "--json", str(tmp_path / "x.json"), "--data", str(tmp_path / "empty"),
+                     "--no-model"]) == 1
+
+
+@pytest.mark.timeout(120)
+def test_bench_smoke_tiny(tmp_path):
+    import torch
+    res = bench.run_bench(quick=True, device_name="cpu", sections=("simulate", "roundtrip", "predict"),
+                          data_dir=tmp_path)
+    assert res["kind"] == "gid-bench" and res["device"].startswith("cpu")
+    assert res["peak_memory_mb"] > 0
+    for name, sec in res["sections"].items():
+        assert sec["status"] in ("ok", "missing"), name
+        assert sec["status"] == "ok" or sec["why"]
+    assert res["sections"]["simulate"]["status"] == "ok"
+    splat = bench.bench_splat(torch.device("cpu"), quick=True, size=(48, 32))
+    if splat["status"] == "ok":
+        assert splat["data"]["C3"]["max_abs_diff"] < 1e-5 and splat["data"]["C3"]["ratio"] > 0
+    with pytest.raises(ValueError, match="unknown bench section"):
+        bench.run_bench(quick=True, device_name="cpu", sections=("nope",))
+    # README tables come from the JSON, between the markers only.
+    bench_json = tmp_path / "bench.json"
+    bench_json.write_text(json.dumps(res))
+    eval_json = tmp_path / "eval.json"
+    eval_json.write_text(json.dumps({"kind": "gid-eval", "samples": 1, "seed": 0, "model": {"status": "missing",
+                                     "why": "no motion model: test"}, "sets": {}}))
+    readme = tmp_path / "README.md"
+    readme.write_text("top\n<!-- results:begin -->\nold\n<!-- results:end -->\nmid\n<!-- bench:begin -->\nold\n"
+                      "<!-- bench:end -->\nend\n")
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme_tables.py"), str(eval_json),
+                    str(bench_json), "--readme", str(readme)], check=True, capture_output=True)
+    text = readme.read_text()
+    assert text.startswith("top\n") and text.endswith("end\n") and "old" not in text
+    assert "no motion model: test" in text and "simulate poke" in text
+    readme.write_text("no markers\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme_tables.py"), str(eval_json),
+                           "--readme", str(readme)], capture_output=True, text=True)
+    assert proc.returncode != 0 and "results:begin" in proc.stderr

@@ -1,0 +1,134 @@
+"""backend.eval.metrics and baselines on analytic cases (issue 9)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from backend.eval import baselines, metrics
+from shared import spectral
+
+T, K = 30, 8
+
+
+def oscillation(h: int = 12, w: int = 20, seed: int = 0) -> np.ndarray:
+    """A spectral volume of a few smooth oscillations, amplitude varying over the image."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(T)
+    yy, xx = np.mgrid[0:h, 0:w] / max(h, w)
+    motion = np.zeros((T, 2, h, w))
+    for k in (1, 2, 4):
+        motion[:, 0] += (2.0 / k) * np.cos(2 * np.pi * k * t / T + rng.uniform(0, 6))[:, None, None] * xx[None]
+        motion[:, 1] += (1.0 / k) * np.sin(2 * np.pi * k * t / T + rng.uniform(0, 6))[:, None, None] * yy[None]
+    return spectral.motion_to_spectral(motion, K)
+
+
+def test_identical_prediction_is_perfect():
+    s = oscillation()
+    f = metrics.motion_figures(s, s, T)
+    assert f["amplitude_error_px"] == 0 and f["epe_px"] == 0 and f["log_power_distance"] == 0
+    assert f["amplitude_ratio"] == pytest.approx(1.0)
+    assert f["energy_correlation"] == pytest.approx(1.0)
+    assert f["motion_amount_px"] == pytest.approx(metrics.motion_amount(s, T))
+
+
+def test_scaled_prediction_gives_known_figures():
+    s = oscillation()
+    c = 2.5
+    pred = c * s
+    assert metrics.amplitude_ratio(pred, s, T) == pytest.approx(c, rel=1e-5)
+    # | |c a| - |a| | = (c - 1) |a|
+    assert metrics.amplitude_error(pred, s, T) == pytest.approx((c - 1) * metrics.amplitudes_px(s, T).mean(),
+                                                                rel=1e-5)
+    per_k = metrics.log_power_distance(pred, s, T)["per_k"]          # k = 1..7; only 1, 2, 4 move
+    expect = [2 * math.log10(c) if k in (1, 2, 4) else 0.0 for k in range(1, K)]
+    assert per_k == pytest.approx(expect, abs=1e-4)
+    assert metrics.correlation(metrics.energy_map(pred, T), metrics.energy_map(s, T)) == pytest.approx(1.0)
+    # EPE of c F vs F is (c - 1) * mean ||F||: the motion amount.
+    assert metrics.endpoint_error(pred, s, T) == pytest.approx((c - 1) * metrics.motion_amount(s, T), rel=1e-4)
+    assert metrics.motion_amount(pred, T) == pytest.approx(c * metrics.motion_amount(s, T), rel=1e-5)
+
+
+def test_amplitudes_are_pixels_of_swing():
+    t = np.arange(T)
+    motion = np.zeros((T, 2, 2, 3))
+    motion[:, 1] = 0.7 * np.cos(2 * np.pi * 3 * t / T + 0.4)[:, None, None]
+    a = metrics.amplitudes_px(spectral.motion_to_spectral(motion, K), T)
+    assert a[2, 1] == pytest.approx(np.full((2, 3), 0.7), abs=1e-5)        # term k=3 -> index 2 (DC dropped)
+    assert a[:, 0].max() < 1e-6
+
+
+def test_phase_shift_keeps_phase_invariant_figures_but_not_epe():
+    s = oscillation()
+    c = spectral.to_complex(s) * np.exp(1j * np.arange(K) * 1.3)[:, None, None, None]
+    shifted = spectral.from_complex(c)
+    assert metrics.amplitude_error(shifted, s, T) < 1e-5
+    assert metrics.log_power_distance(shifted, s, T)["mean"] < 1e-5
+    assert metrics.endpoint_error(shifted, s, T) > 0.1
+
+
+def test_best_and_mean_of_samples():
+    s = oscillation()
+    preds = np.stack([s, 2 * s, 0 * s])
+    e = metrics.endpoint_error_samples(preds, s, T)
+    amount = metrics.motion_amount(s, T)
+    assert e["best"] == 0 and e["mean"] == pytest.approx(2 * amount / 3, rel=1e-4)
+
+
+def test_valid_mask_restricts_and_is_checked():
+    s = oscillation()
+    pred = s.copy()
+    pred[:, :, :, :5] *= 3.0                                   # wrong only in the first 5 columns
+    valid = np.ones(s.shape[-2:], bool)
+    valid[:, :5] = False
+    assert metrics.amplitude_error(pred, s, T, valid) == 0
+    with pytest.raises(ValueError, match="no valid pixel"):
+        metrics.amplitude_error(pred, s, T, np.zeros_like(valid))
+    with pytest.raises(ValueError, match="resample"):
+        metrics.amplitude_error(pred[..., :10], s, T)
+
+
+def test_loop_seam_of_exact_loop_and_of_a_cut():
+    s = oscillation()
+    frames = np.arange(45 + 2)
+    loop = metrics.loop_seam(spectral.displacement_for_frames(s, T, 30.0, frames, loop_frames=45))
+    assert loop["seam_px"] < 1e-5 and loop["velocity_px"] < 1e-5 and loop["ratio"] < 1e-4
+    cut = metrics.loop_seam(spectral.displacement_for_frames(s, T, 30.0, np.arange(17 + 2)))
+    # A cut at 17 of a 30-frame period: the pop is the distance between F_17 and F_0.
+    d = spectral.displacement_at(s, T, [17.0])[0]
+    assert cut["seam_px"] == pytest.approx(float(np.sqrt((d.astype(np.float64) ** 2).sum(axis=0)).mean()), rel=1e-5)
+    assert cut["ratio"] > 2
+    assert metrics.loop_seam(np.zeros((5, 2, 3, 3)))["ratio"] == 0
+
+
+def test_psnr_and_ssim():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    assert metrics.psnr(a, a) == float("inf")
+    assert metrics.ssim(a, a) == pytest.approx(1.0)
+    b = np.clip(a.astype(int) + 10, 0, 255).astype(np.uint8)
+    assert 25 < metrics.psnr(a, b) < 29                     # ~ 20 log10(255 / 10) = 28.1, less where clipped
+    noisy = np.clip(a + rng.normal(0, 40, a.shape), 0, 255).astype(np.uint8)
+    assert metrics.ssim(a, noisy) < 0.9 and metrics.ssim(a, b) > metrics.ssim(a, noisy)
+
+
+def test_baselines_shapes_and_matched_amplitude(tmp_path):
+    s = oscillation(seed=1)
+    assert baselines.no_motion(K, (20, 12)).shape == (K, 4, 12, 20)
+    noise = baselines.smooth_noise(s, T, seed=3)
+    assert noise.shape == s.shape and noise.dtype == np.float32
+    assert baselines.matched_amount_check(noise, s, T) == pytest.approx(1.0, rel=1e-5)
+    assert not np.array_equal(noise, baselines.smooth_noise(s, T, seed=4))
+    # Training-set mean: mean per-pixel amplitude, phase 0, resampled to the size asked for.
+    vols = [oscillation(seed=i) for i in range(3)]
+    for i, v in enumerate(vols):
+        np.savez(tmp_path / f"sample_{i:06d}.npz", spectral=v, fps=np.float32(30), T=np.int32(T))
+    mean, info = baselines.mean_amplitude_spectral([tmp_path], (20, 12))
+    assert info == {"samples": 3, "T": T, "fps": 30.0}
+    expect = np.mean([np.abs(spectral.to_complex(v)) for v in vols], axis=0)
+    np.testing.assert_allclose(np.abs(spectral.to_complex(mean)), expect, rtol=1e-5)
+    small, _ = baselines.mean_amplitude_spectral([tmp_path], (10, 6))
+    assert small.shape == (K, 4, 6, 10)
+    with pytest.raises(FileNotFoundError):
+        baselines.mean_amplitude_spectral([tmp_path / "nope"], (10, 6))
