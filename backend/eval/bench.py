@@ -12,12 +12,12 @@ Sections (each either rows of {figure, value} or {"status": "missing", "why"} wh
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -177,21 +177,37 @@ def bench_render(device_name: str, quick: bool) -> dict:
     return {"status": "ok", "data": data, "rows": rows}
 
 
-def bench_roundtrip(quick: bool) -> dict:
-    try:
-        mod = _script_module("bench_roundtrip")
-    except Exception as exc:        # noqa: BLE001
-        return _missing(f"ZeroMQ round-trip benchmark unavailable: {exc}")
-    for name in ("run", "measure", "bench", "bench_roundtrip", "run_benchmark"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            kwargs = {"quick": quick} if "quick" in inspect.signature(fn).parameters else {}
-            out = fn(**kwargs)
-            if isinstance(out, dict):
-                rows = [_row(str(k), v if not isinstance(v, float) else f"{v:.4g}") for k, v in out.items()
-                        if isinstance(v, (int, float, str))]
-                return {"status": "ok", "data": out, "rows": rows}
-    return _missing("scripts/bench_roundtrip.py has no function returning a dict (run/measure(quick) -> dict)")
+def bench_roundtrip(quick: bool, device_name: str = "auto", timeout: float = 480.0) -> dict:
+    """Runs the SERVICE engineer's scripts/bench_roundtrip.py (its `main` parses argv and writes JSON) in a
+    subprocess and reads its JSON; ratio = through the server / in-process."""
+    script = ROOT / "scripts" / "bench_roundtrip.py"
+    if not script.exists():
+        return _missing("scripts/bench_roundtrip.py has not landed")
+    mod_text = script.read_text()
+    if quick and "--quick" not in mod_text:
+        return _missing("skipped in --quick: scripts/bench_roundtrip.py renders 48 frames at 512x288 (minutes on a "
+                        "2-core CPU) and has no quick option")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "roundtrip.json"
+        cmd = [sys.executable, str(script), "--device", device_name, "--repeats", "1" if quick else "3",
+               "--json", str(out)] + (["--quick"] if quick else [])
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        except subprocess.TimeoutExpired:
+            return _missing(f"scripts/bench_roundtrip.py did not finish in {timeout:.0f} s")
+        if proc.returncode != 0 or not out.exists():
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-2:]
+            return _missing(f"scripts/bench_roundtrip.py failed (exit {proc.returncode}): {' | '.join(tail)}")
+        data = json.loads(out.read_text())
+    rows = [_row("ping round trip", f"{data['ping_ms']:.2f} ms")]
+    s, r = data.get("spectral", {}), data.get("render", {})
+    if s:
+        rows.append(_row(f"spectral volume {s['bytes'] / 1e6:.1f} MB: server / in-process",
+                         f"{s['ratio']:.2f}x (transport {s['transport_ms']:.1f} ms)"))
+    if r:
+        rows.append(_row(f"render {r['frames']} frames: server / in-process",
+                         f"{r['ratio']:.3f}x (overhead {r['overhead_ms']:.0f} ms)"))
+    return {"status": "ok", "data": data, "rows": rows}
 
 
 def bench_simulate(quick: bool) -> dict:
@@ -303,7 +319,7 @@ def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | 
         "splat": lambda: bench_splat(device, quick),
         "predict": lambda: bench_predict(device_name, quick, checkpoint, Path(data_dir)),
         "render": lambda: bench_render(device_name, quick),
-        "roundtrip": lambda: bench_roundtrip(quick),
+        "roundtrip": lambda: bench_roundtrip(quick, device_name),
         "simulate": lambda: bench_simulate(quick),
         "blender": lambda: bench_blender(quick),
     }
