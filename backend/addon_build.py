@@ -32,9 +32,14 @@ SHARED_FILES = ("__init__.py", "spectral.py", "protocol.py", "modal.py", "PROTOC
 
 
 def blender_ext_cli() -> Path:
-    import bpy  # only to find the CLI inside the wheel; nothing is registered
+    import importlib.util
 
-    base = Path(bpy.__file__).resolve().parents[4]       # .../site-packages/bpy (5.0/scripts/modules/bpy/..)
+    # find_spec locates the bpy wheel without importing it (importing bpy would fix Blender's user folder
+    # before a caller could sandbox it with BLENDER_USER_RESOURCES).
+    spec = importlib.util.find_spec("bpy")
+    if spec is None or not spec.origin:
+        raise FileNotFoundError("the bpy wheel is not installed (pip install bpy==5.0.1)")
+    base = Path(spec.origin).resolve().parent             # .../site-packages/bpy
     hits = sorted(base.glob("*/scripts/addons_core/bl_pkg/cli/blender_ext.py"))
     if not hits:
         raise FileNotFoundError(f"blender_ext.py not found under {base} (is the bpy wheel installed?)")

@@ -16,6 +16,7 @@ from . import connection, displacement, fields, storage
 from .vendor import spectral as sp
 
 BAKE_DIR = "bake"
+MASK_GRID_WIDTH = 512
 
 
 def write_png(path: str, rgb8: np.ndarray, scratch) -> None:
@@ -49,13 +50,17 @@ class BakeTask(connection.Task):
             size = (max_width, max(1, round(size[1] * max_width / size[0])))
         self.image = np.clip(np.rint(displacement.image_pixels(plane.image, size)[..., :3] * 255), 0, 255
                              ).astype(np.uint8)
-        # Mask and direction bias are linear per pixel, so they are applied to the spectral volume itself,
-        # at the image's size (crisp masks); speed, magnitude and the loop travel as render arguments.
-        spec = sp.resample_spectral(motion.variation(s.variation), size)
-        spec = fields.apply_direction_spectral(spec, s.direction, s.direction_bias)
-        mask = displacement.build_mask(obj, size)
+        # Mask and direction bias are linear per pixel, so they are applied to the spectral volume itself;
+        # speed, magnitude and the loop travel as render arguments. Without a mask the volume goes at its own
+        # grid (the renderer resamples it; sending it at image size only costs time); with a mask, at the
+        # image's size (at most MASK_GRID_WIDTH wide) so frozen regions keep crisp edges.
+        spec = motion.variation(s.variation)
+        mask_size = size if size[0] <= MASK_GRID_WIDTH else (
+            MASK_GRID_WIDTH, max(1, round(size[1] * MASK_GRID_WIDTH / size[0])))
+        mask = displacement.build_mask(obj, mask_size)
         if mask is not None:
-            spec = spec * mask[None, None]
+            spec = sp.resample_spectral(spec, mask_size) * mask[None, None]
+        spec = fields.apply_direction_spectral(spec, s.direction, s.direction_bias)
         self.spectral = spec.astype(np.float32)
         self.fps, self.T = motion.fps, motion.T
         self.scene_fps = scene.render.fps / scene.render.fps_base
