@@ -76,6 +76,7 @@ class Job:
     error: BackendError | None = None
     on_progress: Callable[["Job"], None] | None = None
     on_done: Callable[["Job"], None] | None = None
+    idle_timeout: float | None = None          # overrides the client's for this job
     last_activity: float = field(default_factory=time.monotonic)
 
     @property
@@ -135,12 +136,14 @@ class BackendClient:
             sock.close(0)
 
     # ---------------------------------------------------------------- main thread API
-    def submit(self, op: str, args: dict | None = None, on_progress=None, on_done=None) -> Job:
-        """Queue a request; returns at once. Arrays in args are sent as raw frames."""
+    def submit(self, op: str, args: dict | None = None, on_progress=None, on_done=None,
+               idle_timeout: float | None = None) -> Job:
+        """Queue a request; returns at once. Arrays in args are sent as raw frames. idle_timeout: seconds of
+        silence after which this job fails (default: the client's)."""
         if self._stop.is_set():
             raise RuntimeError("the backend client was closed")
         msg = protocol.request(op, args or {}, token=self.token)
-        job = Job(msg["id"], op, on_progress=on_progress, on_done=on_done)
+        job = Job(msg["id"], op, on_progress=on_progress, on_done=on_done, idle_timeout=idle_timeout)
         self.jobs[job.id] = job
         self._outbox.put(protocol.encode(msg))
         return job
@@ -242,7 +245,8 @@ class BackendClient:
                 return
         now = time.monotonic()
         for job in list(self.jobs.values()):
-            if not job.finished and now - job.last_activity > self.idle_timeout:
+            limit = self.idle_timeout if job.idle_timeout is None else job.idle_timeout
+            if not job.finished and now - job.last_activity > limit:
                 self._finish(job, FAILED, error=BackendError(
-                    "timeout", f"no answer from the backend at {self.address} for {self.idle_timeout:.0f} s "
+                    "timeout", f"no answer from the backend at {self.address} for {limit:.0f} s "
                                f"({job.op}); is `gid serve` running?"))

@@ -85,7 +85,7 @@ def client(context=None, auto_start: bool = True) -> BackendClient:
     if _client is None:
         if (auto_start and p.auto_start and is_loopback(p.address) and not port_open(p.address)
                 and (_process is None or not _process.running())):
-            start_backend(context)
+            start_backend(context, wait=False)
         _client = BackendClient(p.address, p.token, idle_timeout=p.timeout, liveness=_liveness)
     _client.idle_timeout = p.timeout
     return _client
@@ -98,16 +98,6 @@ def disconnect() -> None:
         _client = None
 
 
-def ping(context=None, timeout: float = 10.0) -> dict:
-    """Blocking ping (fast: answered by the server's socket thread). Updates the status line."""
-    wm = bpy.context.window_manager
-    try:
-        info = client(context).call("ping", {}, timeout=timeout)
-    except (BackendError, ValueError, RuntimeError) as exc:
-        wm.gid_job.status = f"not connected: {exc}"
-        raise
-    wm.gid_job.status = status_line(info)
-    return info
 
 
 def status_line(info: dict) -> str:
@@ -140,8 +130,9 @@ class Task:
     def start(self, cl: BackendClient) -> None:
         raise NotImplementedError
 
-    def submit(self, cl: BackendClient, op: str, args: dict) -> None:
-        self.job = cl.submit(op, args, on_progress=self._on_progress, on_done=self._on_done)
+    def submit(self, cl: BackendClient, op: str, args: dict, idle_timeout: float | None = None) -> None:
+        self.job = cl.submit(op, args, on_progress=self._on_progress, on_done=self._on_done,
+                             idle_timeout=idle_timeout)
 
     def _on_progress(self, job) -> None:
         self.stage = job.stage
@@ -184,6 +175,74 @@ class Task:
             _client.cancel(self.job)   # runs _on_done -> fail("... cancelled")
         if not self.finished:
             self.fail("cancelled")
+
+
+class PingTask(Task):  # noqa: F811
+    """Ask the backend for its status (answered by the server's socket thread, even while it works)."""
+
+    label = "Connecting"
+
+    def __init__(self, wait_seconds: float = 10.0):
+        super().__init__()
+        self.wait_seconds = wait_seconds
+        self.info: dict = {}
+
+    def start(self, cl: BackendClient) -> None:
+        self.stage = cl.address
+        self.submit(cl, "ping", {}, idle_timeout=self.wait_seconds)
+
+    def on_job_done(self, job) -> None:
+        self.info = job.result or {}
+        bpy.context.window_manager.gid_job.status = status_line(self.info)
+        self.succeed(status_line(self.info))
+
+    def cleanup(self) -> None:
+        if not self.ok:
+            bpy.context.window_manager.gid_job.status = f"not connected: {self.message}"
+
+
+class TaskOperatorMixin:
+    """Runs a Task: blocking in background mode / scripts (`blocking=True`), else modal: the UI stays live,
+    progress shows in the panel and status bar, Esc cancels."""
+
+    blocking: bpy.props.BoolProperty(name="Blocking", default=False, options={"SKIP_SAVE"},
+                                     description="Wait for the result (scripts; always on in background mode)")
+    timeout: bpy.props.FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
+
+    def make_task(self, context) -> Task:
+        raise NotImplementedError
+
+    def execute(self, context):
+        try:
+            task = self.make_task(context)
+            if bpy.app.background or self.blocking:
+                run_blocking(task, context, self.timeout)
+            else:
+                begin(task, context)
+        except (ValueError, RuntimeError, OSError, BackendError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        if bpy.app.background or self.blocking or task.finished:
+            if not task.ok:
+                self.report({"ERROR"}, f"{task.label} failed: {task.message}")
+                return {"CANCELLED"}
+            self.report({"INFO"}, task.message)
+            return {"FINISHED"}
+        self._task = task
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def invoke(self, context, event):
+        return self.execute(context)
+
+    def modal(self, context, event):
+        task = self._task
+        if event.type == "ESC" and event.value == "PRESS" and not task.finished:
+            task.cancel()
+        if task.finished:
+            self.report({"INFO"} if task.ok else {"ERROR"}, task.message or task.label)
+            return {"FINISHED"} if task.ok else {"CANCELLED"}
+        return {"PASS_THROUGH"}
 
 
 def current_task():

@@ -62,47 +62,7 @@ def _flush_live_updates():
     return None
 
 
-class _TaskOperator:
-    """Runs a connection.Task: blocking in background mode / scripts, else modal with Esc to cancel."""
-
-    blocking: BoolProperty(name="Blocking", default=False, options={"SKIP_SAVE"},
-                           description="Wait for the result (scripts; always on in background mode)")
-    timeout: FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
-
-    def make_task(self, context):
-        raise NotImplementedError
-
-    def execute(self, context):
-        try:
-            task = self.make_task(context)
-            if bpy.app.background or self.blocking:
-                connection.run_blocking(task, context, self.timeout)
-            else:
-                connection.begin(task, context)
-        except (ValueError, RuntimeError, OSError, BackendError) as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        if bpy.app.background or self.blocking:
-            if not task.ok:
-                self.report({"ERROR"}, f"{task.label} failed: {task.message}")
-                return {"CANCELLED"}
-            self.report({"INFO"}, task.message)
-            return {"FINISHED"}
-        self._task = task
-        context.window_manager.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def invoke(self, context, event):
-        return self.execute(context)
-
-    def modal(self, context, event):
-        task = self._task
-        if event.type == "ESC" and event.value == "PRESS" and not task.finished:
-            task.cancel()
-        if task.finished:
-            self.report({"INFO"} if task.ok else {"ERROR"}, task.message or task.label)
-            return {"FINISHED"} if task.ok else {"CANCELLED"}
-        return {"PASS_THROUGH"}
+_TaskOperator = connection.TaskOperatorMixin
 
 
 # --------------------------------------------------------------------------------------------------------

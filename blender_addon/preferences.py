@@ -5,7 +5,6 @@ import bpy
 from bpy.props import BoolProperty, FloatProperty, StringProperty
 
 from . import connection
-from .client import BackendError
 
 
 class GIDPreferences(bpy.types.AddonPreferences):
@@ -52,21 +51,17 @@ class GIDPreferences(bpy.types.AddonPreferences):
             layout.label(text="Online access is off: only backends on this machine can be used", icon="INFO")
 
 
-class GID_OT_start_backend(bpy.types.Operator):
-    """Start a local `gid serve` with the configured Python or command"""
+class GID_OT_start_backend(connection.TaskOperatorMixin, bpy.types.Operator):
+    """Start a local `gid serve` with the configured Python or command, then connect"""
 
     bl_idname = "gid.start_backend"
     bl_label = "Start backend"
 
-    def execute(self, context):
-        try:
-            proc = connection.start_backend(context)
-            info = connection.ping(context)
-        except (ValueError, RuntimeError, BackendError) as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"backend started (pid {proc.pid}): {connection.status_line(info)}")
-        return {"FINISHED"}
+    def make_task(self, context):
+        # Not waiting here: the ping below is queued by ZeroMQ until the server binds, and the process's
+        # death (bad command, port taken) fails it at once with the log's path.
+        connection.start_backend(context, wait=False)
+        return connection.PingTask(wait_seconds=connection.prefs(context).timeout)
 
 
 class GID_OT_stop_backend(bpy.types.Operator):
@@ -81,23 +76,17 @@ class GID_OT_stop_backend(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class GID_OT_connect(bpy.types.Operator):
+class GID_OT_connect(connection.TaskOperatorMixin, bpy.types.Operator):
     """Connect to the backend at the configured address and show its status"""
 
     bl_idname = "gid.connect"
     bl_label = "Connect"
 
-    timeout: FloatProperty(name="Timeout", default=10.0, min=0.1)
+    wait_seconds: FloatProperty(name="Wait", default=10.0, min=0.1, description="Seconds to wait for an answer")
 
-    def execute(self, context):
+    def make_task(self, context):
         connection.disconnect()
-        try:
-            info = connection.ping(context, self.timeout)
-        except (ValueError, RuntimeError, BackendError) as exc:
-            self.report({"ERROR"}, f"cannot reach the backend: {exc}")
-            return {"CANCELLED"}
-        self.report({"INFO"}, connection.status_line(info))
-        return {"FINISHED"}
+        return connection.PingTask(self.wait_seconds)
 
 
 CLASSES = (GIDPreferences, GID_OT_start_backend, GID_OT_stop_backend, GID_OT_connect)

@@ -54,6 +54,9 @@ def run_scenario(name: str, workdir: Path, addon_zip: Path, timeout: float = 240
 
 def test_live_displacement_workflow(addon_zip, tmp_path):
     r = run_scenario("live", tmp_path, addon_zip)
+    assert r["variations"] == 2 and r["variation_diff"] > 2.0
+    assert r["animated_files"] == 96 and r["animated_grows"]
+    assert r["vg_left_moved"] < 1e-4 and r["vg_right_moved"] > 1e-3
     # frame start shows the still exactly; later frames move; the frame after the loop equals the first
     assert r["still_error"] < 0.5
     assert r["moved_5"] > 2.0 and r["moved_12"] > 5.0
@@ -75,7 +78,7 @@ def test_live_displacement_workflow(addon_zip, tmp_path):
     assert r["flow_error"] < 0.01
     # save + reload: relative paths next to the .blend, motion and frames unchanged
     assert r["saved_paths_relative"] and r["dynamics_next_to_blend"]
-    assert r["reload_render_diff"] < 0.5 and r["reload_moved"] > 5.0
+    assert r["reload_render_diff"] < 0.5 and r["reload_moved"] > 5.0 and r["moved_render_diff"] < 0.5
     # disable / enable cleanly
     assert r["disabled_ok"] and r["reenabled_ok"]
 
@@ -91,6 +94,12 @@ def test_pokes(addon_zip, tmp_path):
 
 def test_bake_with_backend(addon_zip, tmp_path):
     r = run_scenario("bake", tmp_path, addon_zip, timeout=400.0)
+    assert "Allow Online Access" in r["remote_refused"]
+    assert r["auto_started"] and r["status"].startswith("gid ")
+    if r["weights"]:
+        assert r["predict"] == "ok"
+    else:
+        assert "no motion model" in r["predict"], r["predict"]
     assert r["baked_files"] == r["loop_frames"]
     assert r["showing"] == "BAKED"
     assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0 and r["bake_still_error"] < 1.0
@@ -121,7 +130,9 @@ def _scene_setup(workdir: Path, zip_path: str):
     motion[:, 0] = 2.0 * np.sin(2 * np.pi * 3 * t / T) * (xx / W)[None]
     motion[:, 1] = 1.0 * np.sin(2 * np.pi * 5 * t / T + 1.0)
     spec = sp.motion_to_spectral(motion)
-    np.savez(workdir / "motion.npz", spectral=spec, fps=FPS, T=T)
+    other = np.zeros_like(motion)                      # a second variation: vertical sway, 4 cycles
+    other[:, 1] = 1.5 * np.sin(2 * np.pi * 4 * t / T) * (yy / H)[None]
+    np.savez(workdir / "motion.npz", spectral=np.stack([spec, sp.motion_to_spectral(other)]), fps=FPS, T=T)
 
     bpy.ops.wm.read_factory_settings(use_empty=True)
     r = bpy.ops.extensions.package_install_files(filepath=zip_path, repo="user_default", enable_on_install=True)
@@ -220,11 +231,53 @@ def scenario_live(workdir: Path, zip_path: str) -> dict:
     out["mask_right_moved"] = _diff(rm[:, W // 2 + 4:], img[:, W // 2 + 4:])
     s.mask_image = None
 
+    # variations: flip to the second sample and back
+    out["variations"] = s.variations
+    s.variation = 1
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    out["variation_diff"] = _diff(_render(bpy, workdir, 12, "var1"), r[12])
+    s.variation = 0
+
+    # animated magnitude: keyed 0 at frame 1 and 2 at frame 96 -> the whole scene range is written
+    s.magnitude = 0.0
+    ob.keyframe_insert(data_path="gid.magnitude", frame=1)
+    s.magnitude = 2.0
+    ob.keyframe_insert(data_path="gid.magnitude", frame=96)
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    live_dir = workdir / "unused"
+    from importlib import import_module
+
+    storage = import_module(MODULE + ".storage")
+    live_dir = Path(storage.object_dir(ob)) / "live"
+    out["animated_files"] = len(list(live_dir.glob("disp_*.exr")))
+    # frame 12 + L has the same loop phase as frame 12 but a larger magnitude
+    a12 = _diff(_render(bpy, workdir, 12, "anim"), img)
+    a60 = _diff(_render(bpy, workdir, 12 + L, "anim"), img)
+    out["animated_grows"] = a60 > 1.5 * a12 > 0.5
+    ob.animation_data_clear()
+    s.magnitude = 1.0
+
     # geometry mode
     s.live_mode, s.geometry_levels = "GEOMETRY", 4
     assert "FINISHED" in bpy.ops.gid.apply_displacement()
     c1, c12, cl = _eval_coords(bpy, ob, 1), _eval_coords(bpy, ob, 12), _eval_coords(bpy, ob, 1 + L)
     out["geo_moved"], out["geo_loop"] = float(np.abs(c12 - c1).max()), float(np.abs(cl - c1).max())
+    # a painted vertex group (weight 0 on the left half) freezes the left half of the geometry
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.objects.active = ob
+    bpy.ops.object.mode_set(mode="EDIT")
+    bpy.ops.mesh.subdivide(number_cuts=15)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    vg = ob.vertex_groups.new(name="moves")
+    right = [v.index for v in ob.data.vertices if v.co.x > 0.05]
+    vg.add(right, 1.0, "REPLACE")
+    s.mask_vertex_group = "moves"
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    c1, c12 = _eval_coords(bpy, ob, 1), _eval_coords(bpy, ob, 12)
+    move = np.abs(c12 - c1).max(axis=1)
+    out["vg_left_moved"] = float(move[c1[:, 0] < -0.1].max())
+    out["vg_right_moved"] = float(move[c1[:, 0] > 0.15].max())
+    s.mask_vertex_group = ""
     s.live_mode = "SHADER"
     assert "FINISHED" in bpy.ops.gid.apply_displacement()
 
@@ -247,7 +300,6 @@ def scenario_live(workdir: Path, zip_path: str) -> dict:
     out["dynamics_next_to_blend"] = (blend.parent / "shot_dynamics" / s.key / "spectral.npz").exists()
     before = _render(bpy, workdir, 12, "before_reload")
     name = ob.name
-    bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.ops.wm.open_mainfile(filepath=str(blend))
     ob = bpy.data.objects[name]
     live_img = next(i for i in bpy.data.images if i.get("gid_kind") == "live")
@@ -255,13 +307,24 @@ def scenario_live(workdir: Path, zip_path: str) -> dict:
     after = _render(bpy, workdir, 12, "after_reload")
     out["reload_render_diff"] = _diff(before, after)
     out["reload_moved"] = _diff(after, img)
+    # the .blend moved together with its _dynamics folder still finds its sequences (relinked on load)
+    import shutil
+
+    shutil.copytree(blend.parent, workdir / "moved")
+    shutil.rmtree(blend.parent)
+    bpy.ops.wm.open_mainfile(filepath=str(workdir / "moved" / "shot.blend"))
+    out["moved_render_diff"] = _diff(_render(bpy, workdir, 12, "moved"), before)
+    ob = bpy.data.objects[name]
 
     # disable / re-enable
     import addon_utils
 
+    assert MODULE in bpy.context.preferences.addons       # still enabled after loading the .blend
     addon_utils.disable(MODULE, default_set=True)
-    out["disabled_ok"] = not hasattr(bpy.ops.gid, "apply_displacement") or MODULE not in bpy.context.preferences.addons
+    out["disabled_ok"] = (MODULE not in bpy.context.preferences.addons and not hasattr(bpy.types.Object, "gid")
+                          and not hasattr(bpy.types, "GID_PT_main"))
     addon_utils.enable(MODULE, default_set=True)
+    ob = bpy.data.objects[name]
     bpy.context.view_layer.objects.active = ob
     out["reenabled_ok"] = "FINISHED" in bpy.ops.gid.apply_displacement() and ob.gid.loop_frames == L
     return out
@@ -314,7 +377,31 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     prefs.python_path = PY
     prefs.working_dir = str(ROOT)
     prefs.timeout = 60.0
-    assert "FINISHED" in bpy.ops.gid.start_backend()
+    # a remote address is refused while Blender's online access is off (loopback never is)
+    good = prefs.address
+    prefs.address = "tcp://10.11.12.13:5555"
+    try:
+        bpy.ops.gid.connect()
+        out["remote_refused"] = ""
+    except RuntimeError as exc:
+        out["remote_refused"] = str(exc)
+    prefs.address = good
+    # auto-start: Connect finds nothing listening and starts `gid serve` itself
+    prefs.auto_start = True
+    assert "FINISHED" in bpy.ops.gid.connect(wait_seconds=120)
+    out["status"] = bpy.context.window_manager.gid_job.status
+    from importlib import import_module
+
+    out["auto_started"] = import_module(MODULE + ".connection").process() is not None
+    # predict: works when the motion weights exist, else fails with a message that says so
+    from backend import demo
+
+    out["weights"] = not demo.missing_weights()
+    try:
+        res = bpy.ops.gid.predict_motion(blocking=True, samples=2, steps=2, timeout=600)
+        out["predict"] = "ok" if "FINISHED" in res and ob.gid.variations == 2 else f"bad: {res}"
+    except RuntimeError as exc:
+        out["predict"] = str(exc)
     assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
     s = ob.gid
     s.loop_frames, s.bake_mode, s.bake_chunk = 24, "splat", 8
