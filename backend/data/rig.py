@@ -96,18 +96,20 @@ class Rig:
         moved = pts[anchor] + (v - c0) @ rot.T
         return np.round(moved * _SCALE).astype(np.int32)
 
-    def owner_map(self, size: tuple[int, int]) -> np.ndarray:
-        """(H, W) int32 index into prims of the front-most primitive at each pixel centre in frame 0, -1 = none."""
+    def owner_map(self, size: tuple[int, int], t: int = 0) -> np.ndarray:
+        """(H, W) int32 index into prims of the front-most primitive at each pixel centre in frame t, -1 = none."""
         w, h = size
         lab = np.full((h, w), -1, np.int32)
-        pts = np.asarray(self.points0)
+        pts = np.asarray(self.points0) + (self.disp[t] if self.disp is not None else 0.0)
         for i, prim in enumerate(self.prims):
             if prim[0] == "seg":
                 _, a, b, thick, _ = prim
                 cv2.line(lab, _fix(pts[a]), _fix(pts[b]), i, thick, cv2.LINE_8, _SHIFT)
             else:
-                _, v, *_ = prim
-                cv2.fillPoly(lab, [np.round(v * _SCALE).astype(np.int32)], i, cv2.LINE_8, _SHIFT)
+                _, v, anchor, ai, _ = prim
+                poly = self._poly_at(v, anchor, ai, t, pts) if self.disp is not None else \
+                    np.round(v * _SCALE).astype(np.int32)
+                cv2.fillPoly(lab, [poly], i, cv2.LINE_8, _SHIFT)
         return lab
 
     def pixel_motion(self, owner: np.ndarray, times=None) -> tuple[np.ndarray, np.ndarray]:
@@ -140,7 +142,8 @@ class Rig:
             et = bt - at
             nt = np.stack([-et[..., 1], et[..., 0]], axis=-1) / np.linalg.norm(et, axis=-1, keepdims=True)
             pos = at + u[None, :, None] * et + r[None, :, None] * nt
-            out[:, :, sel] = (pos - p).transpose(0, 2, 1)
+            pos0 = a0 + u[:, None] * e0 + r[:, None] * n0     # == p up to rounding; makes F_0 exactly 0
+            out[:, :, sel] = (pos - pos0).transpose(0, 2, 1)
         if (~is_seg).any():
             sel = np.flatnonzero(~is_seg)
             anc = np.array([self.prims[i][2] for i in lab[sel]])

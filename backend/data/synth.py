@@ -43,10 +43,13 @@ class SynthConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
 
-def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
-    """One sample as a dict of arrays (the npz keys), deterministic in seed."""
+def prepare(seed: int, cfg: SynthConfig, kind: str | None = None):
+    """Scene of seed with its motion applied and calibrated: (scene, owner (H, W), idx (N,), motion (T, 2, N)).
+
+    owner: front-most primitive at each pixel of frame 0 (-1 = static background); idx: flat indices of the
+    owned pixels; motion: their exact displacement at every frame (float64, pixels).
+    """
     rng = np.random.default_rng(seed)
-    w, h = cfg.size
     T = cfg.frames
     sc = build_scene(rng, cfg.size, T, cfg.fps, kind)
     q = sc.bank.simulate(sc.wind, rng, T, cfg.fps)
@@ -55,12 +58,21 @@ def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
     owner = rig.owner_map(cfg.size)
     # Calibrate the wind gain on every 5th frame (cheap), then compute the exact motion once.
     idx, coarse = rig.pixel_motion(owner, np.arange(0, T, 5))
+    target = np.exp(rng.uniform(*np.log(TARGET_MEAN_PX))) * cfg.size[1] / REFERENCE_HEIGHT
     if idx.size:
         mean_px = float(np.linalg.norm(coarse, axis=1).mean())
-        target = np.exp(rng.uniform(*np.log(TARGET_MEAN_PX))) * h / REFERENCE_HEIGHT
         if mean_px > 1e-9:
             rig.scale_motion(target / mean_px)
     idx, motion = rig.pixel_motion(owner)
+    return sc, owner, idx, motion
+
+
+def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
+    """One sample as a dict of arrays (the npz keys), deterministic in seed."""
+    w, h = cfg.size
+    T = cfg.frames
+    sc, owner, idx, motion = prepare(seed, cfg, kind)
+    rig = sc.rig
     spectral = np.zeros((cfg.K, 4, h * w), np.float32)
     if idx.size:
         spectral[:, :, idx] = motion_to_spectral(motion[:, :, None, :], cfg.K)[:, :, 0, :]
