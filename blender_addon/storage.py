@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 import uuid
+import zipfile
 from dataclasses import dataclass
 
 import bpy
@@ -152,13 +153,17 @@ def read_motion_file(path: str) -> Motion:
     """A .npz with `spectral` ((K,4,h,w) or (N,K,4,h,w)), `fps`, `T` (and optionally `size`). Never unpickles."""
     try:
         with np.load(path, allow_pickle=False) as data:
-            missing = {"spectral", "fps", "T"} - set(data.files)
-            if missing:
-                raise ValueError(f"{path}: motion file lacks {sorted(missing)} (needs spectral, fps, T)")
-            size = tuple(int(v) for v in data["size"]) if "size" in data.files else None
-            return validate_motion(data["spectral"], float(data["fps"]), int(data["T"]), size)
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"cannot read motion file {path}: {exc}") from exc
+            if not hasattr(data, "files"):
+                raise ValueError("a single array, not an .npz archive")
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, EOFError, ValueError, TypeError, zipfile.BadZipFile) as exc:
+        # np.load reports a non-npz file as "pickled data" (it never unpickles here): say what is wrong.
+        raise ValueError(f"cannot read motion file {path}: not an .npz of arrays ({exc})") from exc
+    missing = {"spectral", "fps", "T"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path}: motion file lacks {sorted(missing)} (needs spectral, fps, T)")
+    size = tuple(int(v) for v in arrays["size"]) if "size" in arrays else None
+    return validate_motion(arrays["spectral"], float(arrays["fps"]), int(arrays["T"]), size)
 
 
 def load_motion(obj) -> Motion:
