@@ -276,7 +276,10 @@ def run(args: argparse.Namespace, ctx: JobContext | None = None) -> int:
     model.train()
     while step < args.steps:
         if step and step % args.refresh_every == 0:
-            ds = make_train_set(args.data, held_out)
+            # append samples that appeared since (indices of known ones stay, so the per-sample metric
+            # cache of the dataset stays valid)
+            known = set(map(str, ds.paths))
+            ds.paths.extend(p for p in make_train_set(args.data, held_out).paths if str(p) not in known)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, args.lr, args.warmup, args.steps)
         b = make_batch(ds, args.batch, crop, rng, device)
