@@ -8,7 +8,10 @@ rendered from frame 0 and the TRUE motion F_t (metric W = mean_t ||F_t||) by
 and compared with the true frame t for t in 15, 45, 75, 105, 135: mean PSNR (dB) and SSIM.
 
 Throughput (--throughput): frames/s of `Renderer.render` at 512x288 on this machine (everything included:
-displacement from the spectral volume, resize, splat / network), for each mode, and the peak RSS.
+displacement from the spectral volume, resize, splat / network), for each mode, and the peak RSS. Both
+wall-clock frames/s and CPU-time frames/s (frames per second of this process's own CPU time: what the
+work costs on a core it has to itself; on a shared, oversubscribed machine the wall figure mostly
+measures the other jobs).
 
     python scripts/eval_render.py [--data runs/data/synth_test] [--weights DIR] [--throughput] [--json out.json]
 """
@@ -106,7 +109,8 @@ def evaluate_throughput(weights: str | None, n: int) -> dict:
     image = cv2.resize((np.random.default_rng(0).random((h, w, 3)) * 255).astype(np.uint8), (512, 288))
     out = {"size": "512x288", "threads": torch.get_num_threads()}
     for mode in ["splat"] + (["ibr"] if renderer.model is not None else []):
-        out[f"{mode}_fps"] = throughput(renderer, image, spectral, 30.0, T, mode, n=n)
+        out[f"{mode}_fps"], out[f"{mode}_cpu_fps"] = throughput(renderer, image, spectral, 30.0, T, mode, n=n)
+    out["load_average"] = list(__import__("os").getloadavg())
     out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return out
 

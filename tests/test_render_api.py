@@ -114,3 +114,12 @@ def test_push_pull_fills_holes_and_keeps_known_pixels():
     assert torch.allclose(filled[..., conf[0, 0] > 0], img[..., conf[0, 0] > 0], atol=1e-6)
     hole = filled[..., 5:9, 10:16]
     assert torch.isfinite(hole).all() and (hole > 0.1).all() and (hole < 0.9).all()
+
+
+@pytest.mark.parametrize("src,dst", [((10, 16), (23, 37)), ((17, 24), (17, 24)), ((20, 30), (12, 40))])
+def test_resize_field_fast_equals_shared_resize_field(src, dst):
+    from backend.render.api import resize_field_fast
+    from shared.spectral import resize_field
+    field = np.random.default_rng(1).normal(size=(3, 2) + src).astype(np.float32)
+    fast = resize_field_fast(torch.from_numpy(field), (dst[1], dst[0])).numpy()
+    assert np.allclose(fast, resize_field(field, (dst[1], dst[0])), atol=1e-5)
