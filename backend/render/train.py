@@ -291,7 +291,7 @@ def run(args: argparse.Namespace, ctx: JobContext | None = None) -> int:
         opt.step()
         step += 1
         bar.update(1)
-        bar.set_postfix(loss=f"{float(loss):.4f}", l1=f"{parts['l1']:.4f}", n=len(ds))
+        bar.set_postfix(loss=f"{float(loss.detach()):.4f}", l1=f"{parts['l1']:.4f}", n=len(ds))
         ctx.step("train", step / args.steps)
         timed_out = args.max_minutes > 0 and (time.time() - t_start) > 60 * args.max_minutes
         if step % args.val_every == 0 or step == args.steps or timed_out:
@@ -301,7 +301,7 @@ def run(args: argparse.Namespace, ctx: JobContext | None = None) -> int:
                 best = val["psnr"]
                 model.save_pretrained(out / "best")
             print(f"\nstep {step}: val PSNR {val['psnr']:.3f} dB (preview {val['psnr_preview']:.3f}) "
-                  f"loss {float(loss):.4f} {'*' if improved else ''} samples {len(ds)} "
+                  f"loss {float(loss.detach()):.4f} {'*' if improved else ''} samples {len(ds)} "
                   f"{(time.time() - t_start) / 60:.1f} min", flush=True)
             checkpoint(val)
         if timed_out:
