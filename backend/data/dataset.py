@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from shared.spectral import resample_spectral, resize_field, resize_planes
+from shared.spectral import _linear_weights, resize_field, resize_planes
 
 from .samples import list_samples, load_sample
 
@@ -64,6 +64,25 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
+def resample_volume(spec: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Same result as shared.spectral.resample_spectral for one (K, 4, h, w) volume, with two plain 2D GEMMs.
+
+    numpy's stacked matmul (resample_spectral) is ~10x slower on a busy multi-threaded BLAS; a data loader
+    calls this for every item.
+    """
+    K, C, h, w = spec.shape
+    W, H = size
+    rx = _linear_weights(w, W).astype(np.float32)
+    ry = _linear_weights(h, H).astype(np.float32)
+    x = np.ascontiguousarray(spec, dtype=np.float32).reshape(-1, w) @ rx.T              # (K*C*h, W)
+    x = x.reshape(K * C, h, W).transpose(1, 0, 2).reshape(h, K * C * W)
+    y = (ry @ x).reshape(H, K, C, W).transpose(1, 2, 0, 3)                               # (K, C, H, W)
+    y = np.ascontiguousarray(y)
+    y[:, 0:2] *= W / w
+    y[:, 2:4] *= H / h
+    return y
+
+
 def _to_image_tensor(img: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))).float().div_(255.0)
 
@@ -87,9 +106,10 @@ class SpectralDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         s = load_sample(self.paths[i], keys=("image", "spectral", "valid", "fps", "T"))
-        img = np.asarray(s["image"])
-        spec = np.asarray(s["spectral"], dtype=np.float32)
-        valid = np.asarray(s["valid"], dtype=bool)
+        # private writable copies (the memmaps are read-only); a (K, 4, H, W) volume is ~10 MB at 256x160
+        img = np.array(s["image"])
+        spec = np.array(s["spectral"], dtype=np.float32)
+        valid = np.array(s["valid"], dtype=bool)
         h, w = img.shape[:2]
         out_size = self.size or (w, h)
         if self.augment:
@@ -102,8 +122,7 @@ class SpectralDataset(Dataset):
             spec = spec[..., y0:y0 + ch, x0:x0 + cw]
             valid = valid[y0:y0 + ch, x0:x0 + cw]
         if spec.shape[-1] != out_size[0] or spec.shape[-2] != out_size[1]:
-            # contiguous first: numpy's stacked matmul on a strided view takes a slow non-BLAS path
-            spec = resample_spectral(np.ascontiguousarray(spec), out_size)
+            spec = resample_volume(spec, out_size)
         return {
             "image": _to_image_tensor(_resize_image(np.ascontiguousarray(img), out_size)),
             "spectral": torch.from_numpy(np.ascontiguousarray(spec, dtype=np.float32)),
@@ -152,11 +171,11 @@ class FramePairDataset(Dataset):
         T = frames.shape[0]
         rng = _rng()
         t = int(rng.integers(1, T))
-        img0 = np.asarray(frames[0])
-        img_t = np.asarray(frames[t])
+        img0 = np.array(frames[0])
+        img_t = np.array(frames[t])
         flow = np.asarray(motion[t], np.float32) - np.asarray(motion[0], np.float32)
         metric = self._metric(i, motion)
-        valid = np.asarray(s["valid"], bool)
+        valid = np.array(s["valid"], bool)
         h, w = img0.shape[:2]
         out_size = self.size or (w, h)
         if self.augment:
