@@ -265,16 +265,16 @@ def apply(obj, scene, chunk: int = 32) -> dict:
     plane = PlaneInfo(obj)
     motion = storage.load_motion(obj)
     size = fields.live_size(plane.size, s.live_max_width)
-    spec = sp.resample_spectral(motion.variation(s.variation), size)
     mask = build_mask(obj, size)
     pokes = load_pokes(obj)
     plan = make_plan(obj, scene, None if pokes is None else (pokes[1], pokes[1] + len(pokes[0]) - 1))
+    fps_scene = scene_fps(scene)
+    ambient = fields.Ambient(motion.variation(s.variation), motion.T, motion.fps, fps_scene, plan, size)
     geometry = s.live_mode == "GEOMETRY"
     kind_dir = GEO_DIR if geometry else LIVE_DIR
     prefix = "geo" if geometry else "disp"
     final_dir = os.path.join(storage.object_dir(obj), kind_dir)
     tmp_dir = storage.new_temp_dir(final_dir)
-    fps_scene = scene_fps(scene)
     try:
         with ExrWriter(scene, size) as writer:
             for a in range(0, plan.count, chunk):
@@ -282,7 +282,7 @@ def apply(obj, scene, chunk: int = 32) -> dict:
                 poke_fields = None
                 if pokes is not None:
                     poke_fields = poke_chunk(pokes, plan.frames[idx], size)
-                f = fields.controlled(spec, motion.T, motion.fps, fps_scene, plan, idx, mask, poke_fields)
+                f = fields.controlled(ambient, motion.T, motion.fps, fps_scene, plan, idx, mask, poke_fields)
                 uv = fields.to_uv_offset(f)
                 if geometry:  # forward displacement in local units of the plane
                     uv[:, 0] *= plane.extent[0]
@@ -426,4 +426,4 @@ def poke_chunk(pokes, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     out = np.zeros((len(idx), 2) + disp.shape[-2:], np.float32)
     ok = (idx >= 0) & (idx < len(disp))
     out[ok] = disp[idx[ok]]
-    return sp.resize_field(out, size)
+    return fields.resize_field(out, size)

@@ -50,15 +50,83 @@ def integrate_speed(frames: np.ndarray, start: int, speed_at) -> np.ndarray:
     return cum[frames - lo] - cum[start - lo]
 
 
-def ambient(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice) -> np.ndarray:
-    """Ambient motion (n, 2, H, W) for plan frames [index], magnitude 1, no bias or mask."""
-    if not plan.speed_animated:
+class Ambient:
+    """The ambient motion of one spectral volume for one plan, ready to evaluate at any output size.
+
+    Built once per apply: the loop (`shared.spectral.make_loop`, the same call `displacement_for_frames`
+    makes) or the clip's own terms are computed at the volume's own grid, and their complex coefficients are
+    resized to `size` with `resize_field`. Evaluation and resizing are both linear, so this equals evaluating
+    at the grid and resizing every frame (what the backend's renderer does), at a fraction of the cost.
+    """
+
+    def __init__(self, spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan,
+                 size: tuple[int, int]):
+        self.plan = plan
+        if plan.loop_frames > 0:
+            speed = 1.0 if plan.speed_animated else plan.speed     # animated speed walks the loop at tau
+            loop = sp.make_loop(spectral, T, fps, plan.loop_frames, scene_fps, speed)
+            coeffs, self.cycles_per_frame = loop.coeffs, loop.cycles / plan.loop_frames
+            self.time_scale = 1.0
+        else:
+            c = sp.to_complex(spectral)
+            coeffs = c * sp.term_amplitudes(c.shape[0], T)[:, None, None, None]
+            self.cycles_per_frame = np.arange(c.shape[0]) / T
+            # scene frames -> clip frames (static speed scales time; animated speed is already in tau)
+            self.time_scale = (fps / scene_fps) * (1.0 if plan.speed_animated else plan.speed)
+        m = len(coeffs)
+        self.shape = (2, size[1], size[0])
+        # real and imaginary parts as contiguous float32 matrices (M, 2*H*W): one GEMM each per chunk
+        self.re = resize_field(coeffs.real.astype(np.float32), size).reshape(m, -1) if m else None
+        self.im = resize_field(coeffs.imag.astype(np.float32), size).reshape(m, -1) if m else None
+        # an exact loop repeats every loop_frames: evaluate one period once when the plan is longer
+        self._period = None
+        if plan.loop_frames > 0 and not plan.speed_animated and plan.count > plan.loop_frames and m:
+            self._period = self._evaluate(np.arange(plan.loop_frames, dtype=np.float64))
+
+    def _evaluate(self, times: np.ndarray) -> np.ndarray:
+        if self.re is None:
+            return np.zeros((len(times),) + self.shape, np.float32)
+        phase = 2.0 * np.pi * np.outer(times * self.time_scale, self.cycles_per_frame)   # (n, M)
+        # Re sum_m a_m (exp(i phase) - 1): relative to the start frame
+        out = (np.cos(phase) - 1.0).astype(np.float32) @ self.re - np.sin(phase).astype(np.float32) @ self.im
+        return out.reshape((len(times),) + self.shape)
+
+    def __call__(self, index: slice) -> np.ndarray:
+        """(n, 2, H, W) ambient displacement for plan frames [index], magnitude 1, no bias or mask."""
+        plan = self.plan
+        if plan.speed_animated:
+            return self._evaluate(plan.tau[index])
         rel = plan.frames[index] - plan.start
-        return sp.displacement_for_frames(spectral, T, fps, rel, scene_fps, plan.speed, 1.0, plan.loop_frames)
-    tau = plan.tau[index]
-    if plan.loop_frames > 0:  # loop at speed 1, walked at the animated speed
-        return sp.make_loop(spectral, T, fps, plan.loop_frames, scene_fps, 1.0).displacement(tau)
-    return sp.displacement_at(spectral, T, sp.scene_frame_times(tau, fps, scene_fps, 1.0))
+        if self._period is not None:
+            return self._period[np.mod(rel, plan.loop_frames)]
+        return self._evaluate(rel.astype(np.float64))
+
+
+def resize_field(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """`shared.spectral.resize_field` (same filter weights, same result) as two large GEMMs instead of
+    a batched matmul per plane: (..., 2, h, w) -> (..., 2, H, W), vectors rescaled."""
+    f = np.ascontiguousarray(field, dtype=np.float32)
+    h, w = f.shape[-2:]
+    w_out, h_out = int(size[0]), int(size[1])
+    if (h, w) == (h_out, w_out):
+        return f.copy()
+    lead = f.shape[:-2]
+    n = int(np.prod(lead))
+    rx = sp._linear_weights(w, w_out).astype(np.float32)          # (W, w)
+    ry = sp._linear_weights(h, h_out).astype(np.float32)          # (H, h)
+    x = f.reshape(n * h, w) @ rx.T                                # (n*h, W)
+    x = x.reshape(n, h, w_out).transpose(1, 0, 2).reshape(h, n * w_out)
+    y = (ry @ x).reshape(h_out, n, w_out).transpose(1, 0, 2)      # (n, H, W)
+    out = np.ascontiguousarray(y).reshape(lead + (h_out, w_out))
+    out[..., 0, :, :] *= w_out / w
+    out[..., 1, :, :] *= h_out / h
+    return out
+
+
+def ambient(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice) -> np.ndarray:
+    """Ambient motion (n, 2, H, W) for plan frames [index] at the volume's own size (see `Ambient`)."""
+    h, w = spectral.shape[-2:]
+    return Ambient(spectral, T, fps, scene_fps, plan, (w, h))(index)
 
 
 def apply_direction(fields: np.ndarray, angle, bias) -> np.ndarray:
@@ -89,11 +157,14 @@ def apply_direction_spectral(spectral: np.ndarray, angle: float, bias: float) ->
     return out
 
 
-def controlled(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice,
+def controlled(spectral, T: int, fps: float, scene_fps: float, plan: Plan, index: slice,
                mask: np.ndarray | None = None, pokes: np.ndarray | None = None) -> np.ndarray:
     """Final displacement (n, 2, H, W) for plan frames [index]:
-    mask * (ambient_weight * magnitude * direction(ambient) + poke_weight * pokes)."""
-    f = ambient(spectral, T, fps, scene_fps, plan, index)
+    mask * (ambient_weight * magnitude * direction(ambient) + poke_weight * pokes).
+    spectral: a (K, 4, h, w) volume (evaluated at its own size) or a prepared `Ambient` (any size)."""
+    amb = spectral if isinstance(spectral, Ambient) else Ambient(spectral, T, fps, scene_fps, plan,
+                                                                 (spectral.shape[-1], spectral.shape[-2]))
+    f = amb(index)
     f = apply_direction(f, plan.direction[index], plan.bias[index])
     f *= (plan.magnitude[index] * plan.ambient_weight[index])[:, None, None, None].astype(np.float32)
     if pokes is not None:

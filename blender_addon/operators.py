@@ -276,12 +276,10 @@ def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> di
     plane = displacement.PlaneInfo(obj)
     motion = storage.load_motion(obj)
     size = plane.size
-    from .vendor import spectral as sp
-
-    spec = sp.resample_spectral(motion.variation(s.variation), size)
     mask = displacement.build_mask(obj, size)
     pokes = displacement.load_pokes(obj)
     plan = displacement.make_plan(obj, scene, None if pokes is None else (pokes[1], pokes[1] + len(pokes[0]) - 1))
+    ambient = fields.Ambient(motion.variation(s.variation), motion.T, motion.fps, scene_fps(scene), plan, size)
     # Always a folder of our own (it is replaced as a whole), inside the one the user picked.
     final = os.path.join(directory or storage.object_dir(obj), f"{storage.object_key(obj)}_flow")
     tmp = storage.new_temp_dir(final)
@@ -290,7 +288,7 @@ def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> di
             for a in range(0, plan.count, chunk):
                 idx = slice(a, min(a + chunk, plan.count))
                 pk = displacement.poke_chunk(pokes, plan.frames[idx], size) if pokes is not None else None
-                f = fields.controlled(spec, motion.T, motion.fps, scene_fps(scene), plan, idx, mask, pk)
+                f = fields.controlled(ambient, motion.T, motion.fps, scene_fps(scene), plan, idx, mask, pk)
                 rgb = np.zeros((f.shape[0], size[1], size[0], 3), np.float32)
                 rgb[..., 0], rgb[..., 1] = -f[:, 0], f[:, 1]     # backward offset; y up (Nuke)
                 for i in range(f.shape[0]):

@@ -110,3 +110,21 @@ def test_bad_motion_files_are_refused(tmp_path):
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     with pytest.raises(ValueError, match="cannot read"):
         storage.read_motion_file(str(tmp_path / "junk.npz"))
+
+
+@pytest.mark.parametrize("loop_frames", [0, 48])
+def test_ambient_at_image_size_equals_grid_evaluation_resized(loop_frames):
+    """What the backend renders: displacement_for_frames at the volume's grid, resize_field to the image."""
+    s = _spectral(6, 8)
+    frames = np.arange(1, 30)
+    plan = _plan(frames, 1, loop_frames=loop_frames, speed=1.3)
+    amb = fields.Ambient(s, T, FPS, 24.0, plan, (32, 20))(slice(None))
+    ref = sp.resize_field(sp.displacement_for_frames(s, T, FPS, frames - 1, 24.0, 1.3, 1.0, loop_frames), (32, 20))
+    assert amb.shape == (len(frames), 2, 20, 32)
+    assert np.allclose(amb, ref, atol=1e-4)
+
+
+def test_fast_resize_matches_shared():
+    f = np.random.default_rng(3).normal(size=(5, 2, 9, 13)).astype(np.float32)
+    for size in ((26, 18), (7, 4), (13, 9)):
+        assert np.allclose(fields.resize_field(f, size), sp.resize_field(f, size), atol=1e-5)
