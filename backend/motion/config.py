@@ -59,6 +59,7 @@ class MotionConfig:
     freq_batch: int = 2                              # samples of K slices in stage 2
     freq_lr: float = 5e-4
     warmup_steps: int = 100
+    ema_decay: float = 0.995                        # shipped U-Net weights are the EMA
     weight_decay: float = 0.0
     eval_every: int = 250
     checkpoint_every: int = 100

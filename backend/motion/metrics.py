@@ -29,17 +29,24 @@ def amplitudes(spectral: np.ndarray) -> np.ndarray:
     return np.abs(to_complex(spectral))
 
 
-def amplitude_error(pred: np.ndarray, true: np.ndarray) -> float:
-    """mean over k, axis, p of | |S_k(p)| - |S_k_true(p)| |."""
-    return float(np.abs(amplitudes(pred) - amplitudes(true)).mean())
+def amplitude_error(pred: np.ndarray, true: np.ndarray, mask: np.ndarray | None = None) -> float:
+    """mean over k, axis, p of | |S_k(p)| - |S_k_true(p)| | (p over `mask` (H, W) when given).
+
+    pred/true may also be amplitude arrays (K, 2, H, W) already (real, non-negative)."""
+    a = pred if np.isrealobj(pred) and pred.shape[-3] == 2 else amplitudes(pred)
+    b = true if np.isrealobj(true) and true.shape[-3] == 2 else amplitudes(true)
+    d = np.abs(a - b)
+    return float(d[..., mask].mean() if mask is not None else d.mean())
 
 
-def mean_amplitude(spectral: np.ndarray) -> float:
-    return float(amplitudes(spectral).mean())
+def mean_amplitude(spectral: np.ndarray, mask: np.ndarray | None = None) -> float:
+    a = amplitudes(spectral)
+    return float(a[..., mask].mean() if mask is not None else a.mean())
 
 
-def endpoint_error(pred: np.ndarray, true: np.ndarray, T: int) -> float:
-    """Mean over frames and pixels of |F_pred,t - F_true,t| (relative to frame 0)."""
+def endpoint_error(pred: np.ndarray, true: np.ndarray, T: int, mask: np.ndarray | None = None) -> float:
+    """Mean over frames and pixels (of `mask`) of |F_pred,t - F_true,t| (relative to frame 0)."""
     t = np.arange(T)
     d = displacement_at(pred, T, t) - displacement_at(true, T, t)
-    return float(np.sqrt((d.astype(np.float64) ** 2).sum(axis=1)).mean())
+    e = np.sqrt((d.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
+    return float(e[mask].mean() if mask is not None else e.mean())

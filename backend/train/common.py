@@ -27,6 +27,7 @@ def _atomic(path: Path, write) -> None:
     os.close(fd)
     try:
         write(tmp)
+        os.chmod(tmp, 0o644)       # mkstemp makes 0600; results are meant to be read by others
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -40,17 +41,41 @@ def atomic_write_text(path: Path, text: str) -> None:
     _atomic(path, w)
 
 
-def save_safetensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
-    from safetensors.torch import save_file
-    clean = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
-    _atomic(path, lambda tmp: save_file(clean, tmp, metadata=metadata))
+def save_module(path: Path, module: torch.nn.Module, metadata: dict | None = None) -> None:
+    """Weights of a module as safetensors (aliased parameters, e.g. diffusers' Downsample2D, stored once)."""
+    from safetensors.torch import save_model
+    _atomic(path, lambda tmp: save_model(module, tmp, metadata=metadata))
 
 
-def load_safetensors(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
+def load_module(module: torch.nn.Module, path: Path) -> None:
+    """Strict load of safetensors weights into a module; FileNotFoundError names the missing file."""
+    from safetensors.torch import load_model
     if not Path(path).is_file():
         raise FileNotFoundError(f"no weights at {path}")
-    return load_file(str(path))
+    missing, unexpected = load_model(module, str(path), strict=False)
+    # Aliased parameters (saved once under one name) are reported as missing under the other: ignore those.
+    aliases = _aliased_names(module)
+    missing = [m for m in missing if m not in aliases]
+    if missing or unexpected:
+        raise ValueError(f"{path} does not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def _aliased_names(module: torch.nn.Module) -> set[str]:
+    seen: dict[int, str] = {}
+    aliases: set[str] = set()
+    for name, t in module.state_dict(keep_vars=True).items():
+        ptr = t.data_ptr()
+        if ptr in seen:
+            aliases.update({name, seen[ptr]})
+        else:
+            seen[ptr] = name
+    return aliases
+
+
+def safetensors_keys(path: Path) -> list[str]:
+    from safetensors import safe_open
+    with safe_open(str(path), framework="pt") as f:
+        return list(f.keys())
 
 
 def save_state(path: Path, state: dict) -> None:

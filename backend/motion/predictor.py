@@ -1,0 +1,133 @@
+"""`MotionPredictor`: image -> spectral volume(s), the public API of the motion model (common brief).
+
+Any image size/aspect: the image is letterboxed (resized to fit, edge-padded) into the working size, sampled,
+and the motion of the image's own region is returned: spectral (N, K, 4, h, w) with h/w the image's aspect, in
+pixels of that (h, w) grid (use `shared.spectral.resample_spectral(s, (W, H))` for the full image).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from backend.jobs import JobContext
+from shared.spectral import NormStats
+
+from .config import MotionConfig
+from .pipeline import MotionPipeline
+from .unet import FrequencyUNet
+from .vae import SpectralVAE
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / "weights" / "default"
+MIN_SIDE = 8
+MAX_PIXELS = 16_000_000
+
+
+@dataclass
+class Prediction:
+    spectral: np.ndarray            # (N, K, 4, h, w) float32, pixels of the (w, h) grid
+    fps: float
+    T: int
+    size: tuple[int, int]           # (W, H) of the input image
+    seed: int = 0
+    steps: int = 0
+    timings: dict = field(default_factory=dict)
+
+
+def as_rgb(image) -> np.ndarray:
+    """Validate and convert uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4) to (H, W, 3)."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.ndim == 3 and image.shape[2] in (1, 3, 4):
+        h, w = image.shape[:2]
+    elif image.ndim == 2:
+        h, w = image.shape
+    else:
+        raise ValueError(f"image must be (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {image.shape}")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise ValueError(f"image is {w}x{h}; each side must be at least {MIN_SIDE} pixels")
+    if h * w > MAX_PIXELS:
+        raise ValueError(f"image is {w}x{h} = {h * w / 1e6:.1f} megapixels; the limit is {MAX_PIXELS / 1e6:.0f}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image must be uint8, got {image.dtype}")
+    if image.ndim == 2:
+        return np.repeat(image[:, :, None], 3, axis=2)
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[:, :, :3])     # RGBA: colour only (alpha does not move pixels)
+
+
+def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Fit (H, W, 3) into size (w, h) keeping the aspect; edge padding. -> (canvas, (x0, y0, w', h'))."""
+    W, H = size
+    h, w = image.shape[:2]
+    s = min(W / w, H / h)
+    nw, nh = max(1, min(W, round(w * s))), max(1, min(H, round(h * s)))
+    interp = cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
+    x0, y0 = (W - nw) // 2, (H - nh) // 2
+    canvas = cv2.copyMakeBorder(resized, y0, H - nh - y0, x0, W - nw - x0, cv2.BORDER_REPLICATE)
+    return canvas, (x0, y0, nw, nh)
+
+
+class MotionPredictor:
+    def __init__(self, pipeline: MotionPipeline, config: MotionConfig, device: torch.device, checkpoint: Path):
+        self.pipeline, self.config, self.device, self.checkpoint = pipeline, config, device, checkpoint
+
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "MotionPredictor":
+        """checkpoint_dir holds vae/ and ldm/ (config.json, model.safetensors, norm_stats.json each);
+        None = the shipped default in backend/weights/default."""
+        from backend.device import pick_device
+        from backend.train.common import load_module, safetensors_keys
+        root = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT
+        for part in ("vae", "ldm"):
+            for name in ("config.json", "model.safetensors", "norm_stats.json"):
+                if not (root / part / name).is_file():
+                    raise FileNotFoundError(f"motion checkpoint incomplete: {root / part / name} is missing")
+        dev = pick_device(device)
+        cfg = MotionConfig.load(root / "ldm" / "config.json")
+        vae_cfg = MotionConfig.load(root / "vae" / "config.json")
+        stats = NormStats.from_dict(json.loads((root / "vae" / "norm_stats.json").read_text()))
+        vae = SpectralVAE(vae_cfg)
+        load_module(vae, root / "vae" / "model.safetensors")
+        unet = FrequencyUNet(cfg)
+        if any(k.startswith("freq_attn_") for k in safetensors_keys(root / "ldm" / "model.safetensors")):
+            unet.enable_freq_attention()
+        load_module(unet, root / "ldm" / "model.safetensors")
+        vae.to(dev).eval().requires_grad_(False)
+        unet.to(dev).eval().requires_grad_(False)
+        return cls(MotionPipeline(vae, unet, stats, cfg), cfg, dev, root)
+
+    def predict(self, image, seed: int = 0, samples: int = 1, steps: int | None = None, loop: bool = False,
+                guidance: float | None = None, ctx: JobContext | None = None, sampler: str | None = None
+                ) -> Prediction:
+        """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect."""
+        rgb = as_rgb(image)
+        if not 1 <= int(samples) <= 64:
+            raise ValueError(f"samples must be 1..64, got {samples}")
+        t0 = time.perf_counter()
+        canvas, (x0, y0, w, h) = letterbox(rgb, self.config.work_size)
+        tensor = torch.from_numpy(canvas).permute(2, 0, 1).float().div(255)
+        steps = int(steps or self.config.sample_steps)
+        result = self.pipeline(tensor, samples=int(samples), steps=steps, seed=int(seed), guidance=guidance,
+                               sampler=sampler, loop=bool(loop), ctx=ctx)
+        spectral = np.ascontiguousarray(result.spectral[..., y0:y0 + h, x0:x0 + w])
+        return Prediction(spectral, float(self.config.fps), int(self.config.T), (rgb.shape[1], rgb.shape[0]),
+                          int(seed), steps, {"predict_s": time.perf_counter() - t0})
+
+    def info(self) -> dict:
+        from backend.device import describe
+        n_params = sum(p.numel() for p in self.pipeline.unet.parameters())
+        n_vae = sum(p.numel() for p in self.pipeline.vae.parameters())
+        return {"model": "gid-motion", "preset": self.config.preset, "checkpoint": str(self.checkpoint),
+                "device": describe(self.device), "work_size": list(self.config.work_size), "K": self.config.K,
+                "fps": self.config.fps, "T": self.config.T, "sampler": self.config.sampler,
+                "default_steps": self.config.sample_steps, "guidance": self.config.guidance,
+                "freq_attention": self.pipeline.unet.has_freq_attention,
+                "unet_parameters": n_params, "vae_parameters": n_vae}

@@ -1,0 +1,277 @@
+"""`gid train ldm` (stage 1) and `gid train ldm-freq` (stage 2): the latent diffusion U-Net (SPEC section 3).
+
+Stage 1 trains the U-Net on single frequency slices: batches of random (sample, k) latents, the frequency
+embedding of k added to the timestep embedding. Stage 2 loads stage 1, freezes it, inserts attention across the
+K frequencies and trains only that, on batches of whole volumes (B*K slices, one timestep per volume).
+Latents of the training set are cached (both mirror images) with the trained VAE of RUN/vae.
+Writes RUN/ldm or RUN/ldm_freq: config.json, norm_stats.json, model.safetensors (EMA weights), state.pt,
+log.jsonl, samples/*.png (true vs predicted motion-energy maps of validation images).
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from backend.train import common
+from shared.spectral import NormStats, normalize
+
+from .config import MotionConfig
+from .datacache import hflip, list_samples, load_sample
+from .metrics import energy_map
+from .pipeline import MotionPipeline, training_scheduler, training_target
+from .train_vae import add_common_arguments, wait_for_data
+from .unet import FrequencyUNet
+from .vae import SpectralVAE
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+    parser.add_argument("--weights", nargs="+", type=float, default=None,
+                        help="sampling weight per --data folder (default: proportional to its size)")
+    parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps for the validation grid")
+
+
+def load_vae(stage_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
+    if not (stage_dir / "model.safetensors").is_file():
+        raise FileNotFoundError(f"no trained VAE in {stage_dir}: run `gid train vae` first")
+    cfg = MotionConfig.load(stage_dir / "config.json")
+    stats = NormStats.from_dict(json.loads((stage_dir / "norm_stats.json").read_text()))
+    vae = SpectralVAE(cfg)
+    common.load_module(vae, stage_dir / "model.safetensors")
+    return vae.to(device).eval().requires_grad_(False), cfg, stats
+
+
+class LatentCache:
+    """Per sample: images (2, h, w, 3) uint8 (original, mirrored), latents (2, K, C, lh, lw) float16."""
+
+    def __init__(self, folders: list[str], vae: SpectralVAE, cfg: MotionConfig, stats: NormStats,
+                 max_samples: int, holdout_every: int, split: str, device: torch.device):
+        self.folders, self.vae, self.cfg, self.stats = folders, vae, cfg, stats
+        self.max_samples, self.holdout_every, self.split, self.device = max_samples, holdout_every, split, device
+        self.images: list[np.ndarray] = []
+        self.latents: list[np.ndarray] = []
+        self.spectral: list[np.ndarray] = []        # raw spectral of validation samples (for the energy grid)
+        self.folder_of: list[int] = []
+        self._seen: set[Path] = set()
+
+    def _wanted(self, index: int) -> bool:
+        held = self.holdout_every > 0 and index % self.holdout_every == self.holdout_every - 1
+        return held if self.split == "val" else not held
+
+    @torch.no_grad()
+    def scan(self, limit: int | None = None) -> int:
+        added = 0
+        for fi, folder in enumerate(self.folders):
+            for i, p in enumerate(list_samples([folder])):
+                if len(self.images) >= self.max_samples or (limit is not None and added >= limit):
+                    return added
+                if p in self._seen or not self._wanted(i):
+                    continue
+                self._seen.add(p)
+                try:
+                    image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
+                except (OSError, ValueError, KeyError) as exc:
+                    print(f"latent cache: skipping {p}: {exc}", flush=True)
+                    continue
+                image_m, spectral_m = hflip(image, spectral)
+                x = torch.from_numpy(np.concatenate([normalize(spectral, self.stats),
+                                                     normalize(spectral_m, self.stats)])).to(self.device)
+                z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
+                self.images.append(np.stack([image, image_m]))
+                self.latents.append(z.cpu().numpy().astype(np.float16))
+                self.folder_of.append(fi)
+                if self.split == "val":
+                    self.spectral.append(spectral)
+                added += 1
+        return added
+
+    def vae_latent_shape(self) -> tuple[int, int, int]:
+        w, h = self.cfg.latent_size
+        return self.cfg.latent_channels, h, w
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def pick(self, rng: np.random.Generator, weights: list[float] | None) -> int:
+        if weights is None:
+            return int(rng.integers(len(self)))
+        folder_of = np.asarray(self.folder_of)
+        present = [f for f in range(len(self.folders)) if np.any(folder_of == f)]
+        w = np.array([weights[f] for f in present], float)
+        f = present[rng.choice(len(present), p=w / w.sum())]
+        return int(rng.choice(np.flatnonzero(folder_of == f)))
+
+
+def image_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255).to(device)
+
+
+def make_batch(cache: LatentCache, stage: int, batch: int, rng: np.random.Generator, weights,
+               device: torch.device):
+    """-> z0 (N, C, h, w), k (N,), images (N, 3, H, W), volume index of each slice (N,)."""
+    zs, ks, imgs, vol = [], [], [], []
+    K = cache.cfg.K
+    for b in range(batch):
+        i, m = cache.pick(rng, weights), int(rng.integers(2))
+        if stage == 1:
+            k = int(rng.integers(K))
+            zs.append(cache.latents[i][m, k])
+            ks.append(k)
+            imgs.append(cache.images[i][m])
+            vol.append(b)
+        else:
+            zs.extend(cache.latents[i][m])
+            ks.extend(range(K))
+            imgs.append(cache.images[i][m])
+            vol.extend([b] * K)
+    z0 = torch.from_numpy(np.stack(zs).astype(np.float32)).to(device)
+    return z0, torch.tensor(ks, device=device), image_tensor(imgs, device), torch.tensor(vol, device=device)
+
+
+def diffusion_loss(unet, scheduler, cfg: MotionConfig, z0, k, images, vol, rng_t: torch.Generator):
+    """MSE of eps/v prediction. One timestep and one CFG drop decision per volume (stage 2: the whole volume)."""
+    n_vol = int(vol.max()) + 1
+    t_vol = torch.randint(0, cfg.train_timesteps, (n_vol,), generator=rng_t).to(z0.device)
+    keep = (torch.rand(n_vol, generator=rng_t) >= cfg.cfg_dropout).float().to(z0.device)
+    cond = common.unwrap(unet).encode_condition(images) * keep.view(-1, 1, 1, 1)
+    t, cond = t_vol[vol], cond[vol]
+    noise = torch.randn(z0.shape, generator=rng_t).to(z0.device)
+    zt = scheduler.add_noise(z0, noise, t)
+    target = training_target(cfg, scheduler, z0, noise, t)
+    pred = unet(zt, t, k, cond)
+    return F.mse_loss(pred.float(), target.float())
+
+
+def run(args: argparse.Namespace) -> int:
+    stage = 2 if args.kind == "ldm-freq" else 1
+    dist, device = common.setup_distributed(args.device)
+    common.set_threads(args.threads)
+    run_dir = Path(args.out)
+    stage_dir = run_dir / ("ldm_freq" if stage == 2 else "ldm")
+    wait_for_data(args.data, args.min_samples)
+    vae, cfg, stats = load_vae(run_dir / "vae", device)
+    steps = args.steps or (cfg.freq_steps if stage == 2 else cfg.ldm_steps)
+    batch = args.batch or (cfg.freq_batch if stage == 2 else cfg.ldm_batch)
+    lr = args.lr or (cfg.freq_lr if stage == 2 else cfg.ldm_lr)
+    eval_every = args.eval_every or cfg.eval_every
+    max_samples = args.max_samples or cfg.max_train_samples
+    if args.weights is not None and len(args.weights) != len(args.data):
+        raise ValueError(f"--weights needs one number per --data folder ({len(args.data)}), got {len(args.weights)}")
+
+    torch.manual_seed(args.seed + dist.rank)
+    unet = FrequencyUNet(cfg)
+    if stage == 2:
+        stage1 = run_dir / "ldm" / "model.safetensors"
+        common.load_module(unet, stage1)     # raises FileNotFoundError with the path
+        unet.requires_grad_(False)
+        unet.enable_freq_attention()
+        trainable = unet.freq_attention_parameters()
+    else:
+        trainable = list(unet.parameters())
+    unet.to(device)
+    opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
+    ema = copy.deepcopy(unet).requires_grad_(False)
+    step = 0
+    state = common.load_state(stage_dir / "state.pt")
+    if state is not None:
+        unet.load_state_dict(state["model"])
+        ema.load_state_dict(state["ema"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        print(f"resumed stage {stage} at step {step}", flush=True)
+    model = common.wrap_ddp(unet, dist, device)
+    scaler = common.make_scaler(device)
+    scheduler = training_scheduler(cfg)
+
+    train = LatentCache(args.data, vae, cfg, stats, max_samples, args.holdout_every, "train", device)
+    val = LatentCache(args.data, vae, cfg, stats, 8, args.holdout_every, "val", device)
+    train.scan(limit=300)
+    val.scan()
+    print(f"latent cache: {len(train)} train, {len(val)} val samples", flush=True)
+    rng = np.random.default_rng(args.seed * 1000 + step + dist.rank)
+    rng_t = torch.Generator().manual_seed(args.seed * 1000 + step + dist.rank)
+    bar = common.progress(steps, step, f"ldm stage {stage}", dist.main)
+    t0 = time.time()
+    losses: list[float] = []
+    while step < steps:
+        if step % 100 == 0 and len(train) < max_samples:
+            train.scan(limit=60)
+        for g in opt.param_groups:
+            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps)
+        z0, k, images, vol = make_batch(train, stage, batch, rng, args.weights, device)
+        with common.autocast(device):
+            loss = diffusion_loss(model, scheduler, cfg, z0, k, images, vol, rng_t)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        scaler.step(opt)
+        scaler.update()
+        update_ema(ema, unet, cfg.ema_decay if step > cfg.warmup_steps else 0.0)
+        step += 1
+        losses.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", n=len(train))
+        if dist.main and (step % cfg.checkpoint_every == 0 or step == steps):
+            save_unet(stage_dir, unet, ema, opt, step, cfg, stats)
+        if dist.main and (step % eval_every == 0 or step == steps):
+            record = evaluate(ema, vae, val, scheduler, cfg, stats, stage, stage_dir, step, device,
+                              args.sample_steps)
+            record.update(step=step, train_loss=float(np.mean(losses[-eval_every:])), samples=len(train),
+                          wall_s=round(time.time() - t0, 1))
+            common.append_log(stage_dir / "log.jsonl", record)
+            bar.write(json.dumps(record))
+    bar.close()
+    if dist.main:
+        save_unet(stage_dir, unet, ema, opt, step, cfg, stats)
+        print(f"stage {stage} done: {stage_dir}", flush=True)
+    return 0
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    for e, p in zip(ema.parameters(), model.parameters()):
+        if p.requires_grad or decay == 0.0:
+            e.lerp_(p.detach(), 1.0 - decay)
+
+
+def save_unet(stage_dir: Path, unet, ema, opt, step: int, cfg: MotionConfig, stats: NormStats) -> None:
+    cfg.save(stage_dir / "config.json")
+    common.atomic_write_text(stage_dir / "norm_stats.json", json.dumps(stats.to_dict(), indent=2))
+    common.save_module(stage_dir / "model.safetensors", ema, {"step": str(step)})
+    common.save_state(stage_dir / "state.pt", {"model": unet.state_dict(), "ema": ema.state_dict(),
+                                               "optimizer": opt.state_dict(), "step": step})
+
+
+@torch.no_grad()
+def evaluate(ema, vae, val: LatentCache, scheduler, cfg: MotionConfig, stats: NormStats, stage: int,
+             stage_dir: Path, step: int, device: torch.device, sample_steps: int) -> dict:
+    """Validation loss (fixed noise) and a grid of true vs sampled energy maps."""
+    if len(val) == 0:
+        return {"val_loss": None}
+    ema.eval()
+    g = torch.Generator().manual_seed(1234)
+    rng = np.random.default_rng(1234)
+    vals = []
+    for _ in range(4):
+        z0, k, images, vol = make_batch(val, 2, min(2, len(val)), rng, None, device)
+        vals.append(float(diffusion_loss(ema, scheduler, cfg, z0, k, images, vol, g)))
+    pipe = MotionPipeline(vae, ema, stats, cfg)
+    pairs, imgs = [], []
+    for i in range(min(3, len(val))):
+        image = image_tensor([val.images[i][0]], device)[0]
+        pred = pipe(image, samples=1, steps=sample_steps, seed=0).spectral[0]
+        pairs.append((energy_map(val.spectral[i], cfg.T), energy_map(pred, cfg.T)))
+        imgs.append(val.images[i][0])
+    common.energy_grid_png(stage_dir / "samples" / f"step_{step:06d}.png", pairs, imgs)
+    from .metrics import correlation
+    ema.train()
+    return {"val_loss": float(np.mean(vals)),
+            "val_energy_corr": float(np.mean([correlation(a, b) for a, b in pairs]))}

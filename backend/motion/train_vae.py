@@ -1,0 +1,207 @@
+"""`gid train vae`: the spectral VAE on normalised 4-channel slices (SPEC sections 2-3).
+
+Writes RUN/norm_stats.json (computed from the training data at the working size, once) and RUN/vae/
+(config.json, norm_stats.json, model.safetensors, state.pt, log.jsonl, samples/*.png). Resumes from state.pt.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from backend.train import common
+from shared.spectral import NormStats, compute_norm_stats, denormalize
+
+from .config import MotionConfig, get_preset
+from .datacache import SampleCache, list_samples, load_sample
+from .metrics import energy_map
+from .vae import SpectralVAE, vae_loss
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", nargs="+", required=True, help="folders of sample_*.npz (may still be growing)")
+    parser.add_argument("--preset", default="tiny", help="tiny | base | paper (ignored when resuming)")
+    parser.add_argument("--out", required=True, help="run folder (stages go to OUT/vae, OUT/ldm, OUT/ldm_freq)")
+    parser.add_argument("--steps", type=int, default=None, help="total steps (default: the preset's)")
+    parser.add_argument("--batch", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-samples", type=int, default=None, help="cap on training samples held in memory")
+    parser.add_argument("--min-samples", type=int, default=32, help="wait until the data folders hold this many")
+    parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--holdout-every", type=int, default=50, help="every n-th sample is validation")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common_arguments(parser)
+
+
+def wait_for_data(folders: list[str], n: int, max_wait_s: float = 3600) -> None:
+    start = time.time()
+    while True:
+        have = len(list_samples(folders))
+        if have >= n:
+            return
+        if time.time() - start > max_wait_s:
+            raise RuntimeError(f"only {have} samples in {folders} after {max_wait_s:.0f} s (need {n})")
+        print(f"waiting for data: {have}/{n} samples", flush=True)
+        time.sleep(20)
+
+
+def resolve_config(run: Path, preset: str) -> MotionConfig:
+    """The run's config.json wins (resume); otherwise the preset's, saved into the run."""
+    path = run / "config.json"
+    if path.is_file():
+        return MotionConfig.load(path)
+    cfg = get_preset(preset)
+    cfg.save(path)
+    return cfg
+
+
+def ensure_norm_stats(run: Path, folders: list[str], cfg: MotionConfig, n: int = 400) -> NormStats:
+    """Per-frequency 95th percentiles at the working size (pixels of the working grid), computed once."""
+    path = run / "norm_stats.json"
+    if path.is_file():
+        return NormStats.from_dict(json.loads(path.read_text()))
+    files = list_samples(folders)[:n]
+    print(f"norm stats from {len(files)} samples", flush=True)
+    stats = compute_norm_stats(load_sample(p, cfg.work_size, cfg.K)[1] for p in files)
+    # A frequency with (almost) no motion in the data would be blown up by a ~0 scale: floor it relative to the
+    # largest scale so normalised values stay O(1).
+    stats = NormStats(np.maximum(stats.scales, 1e-3 * stats.scales.max()).astype(np.float32), stats.percentile)
+    common.atomic_write_text(path, json.dumps(stats.to_dict(), indent=2))
+    return stats
+
+
+def random_slices(cache: SampleCache, batch: int, crop: tuple[int, int] | None, rng: np.random.Generator
+                  ) -> torch.Tensor:
+    """(batch, 4, h, w) normalised slices: random sample, frequency, crop and left-right mirror."""
+    out = []
+    for _ in range(batch):
+        i = rng.integers(len(cache))
+        k = rng.integers(cache.K)
+        s = cache.spectral[i][k].astype(np.float32)          # (4, H, W)
+        if crop is not None:
+            cw, ch = crop
+            y = rng.integers(s.shape[1] - ch + 1)
+            x = rng.integers(s.shape[2] - cw + 1)
+            s = s[:, y:y + ch, x:x + cw]
+        if rng.random() < 0.5:
+            s = s[:, :, ::-1].copy()
+            s[0:2] *= -1
+        out.append(s)
+    return torch.from_numpy(np.stack(out))
+
+
+def run(args: argparse.Namespace) -> int:
+    dist, device = common.setup_distributed(args.device)
+    common.set_threads(args.threads)     # after pick_device, which sets all cores
+    run_dir = Path(args.out)
+    stage_dir = run_dir / "vae"
+    wait_for_data(args.data, args.min_samples)
+    cfg = resolve_config(run_dir, args.preset)
+    stats = ensure_norm_stats(run_dir, args.data, cfg)
+    steps = args.steps or cfg.vae_steps
+    batch = args.batch or cfg.vae_batch
+    lr = args.lr or cfg.vae_lr
+    eval_every = args.eval_every or cfg.eval_every
+    max_samples = args.max_samples or min(cfg.max_train_samples, 800)
+
+    torch.manual_seed(args.seed + dist.rank)
+    model = SpectralVAE(cfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    step = 0
+    state = common.load_state(stage_dir / "state.pt")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        print(f"resumed VAE at step {step}", flush=True)
+    ddp = common.wrap_ddp(model, dist, device)
+    scaler = common.make_scaler(device)
+
+    train = SampleCache(args.data, cfg.work_size, cfg.K, stats, max_samples, args.holdout_every, "train")
+    val = SampleCache(args.data, cfg.work_size, cfg.K, stats, 16, args.holdout_every, "val")
+    train.scan(limit=200)
+    val.scan()
+    rng = np.random.default_rng(args.seed * 1000 + step + dist.rank)
+    bar = common.progress(steps, step, "vae", dist.main)
+    t0 = time.time()
+    while step < steps:
+        if step % 200 == 0 and len(train) < max_samples:
+            train.scan(limit=100)
+        for g in opt.param_groups:
+            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps)
+        x = random_slices(train, batch, cfg.vae_crop, rng).to(device)
+        with common.autocast(device):
+            loss, parts = vae_loss(common.unwrap(ddp) if dist.world == 1 else ddp.module, x)
+        opt.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        scaler.step(opt)
+        scaler.update()
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))
+        if dist.main and (step % cfg.checkpoint_every == 0 or step == steps):
+            save_vae(stage_dir, model, opt, step, cfg, stats)
+        if dist.main and (step % eval_every == 0 or step == steps):
+            record = evaluate_vae(model, val, stats, cfg, stage_dir, step, device)
+            record.update(step=step, train_loss=float(loss), samples=len(train), wall_s=time.time() - t0, **parts)
+            common.append_log(stage_dir / "log.jsonl", record)
+            bar.write(json.dumps(record))
+    bar.close()
+    if dist.main:
+        set_latent_scale(model, train, device)
+        save_vae(stage_dir, model, opt, step, cfg, stats)
+        print(f"VAE done: {stage_dir} latent_scale={float(model.latent_scale):.4f}", flush=True)
+    return 0
+
+
+def save_vae(stage_dir: Path, model: SpectralVAE, opt, step: int, cfg: MotionConfig, stats: NormStats) -> None:
+    cfg.save(stage_dir / "config.json")
+    common.atomic_write_text(stage_dir / "norm_stats.json", json.dumps(stats.to_dict(), indent=2))
+    common.save_module(stage_dir / "model.safetensors", model, {"step": str(step)})
+    common.save_state(stage_dir / "state.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                                               "step": step})
+
+
+@torch.no_grad()
+def set_latent_scale(model: SpectralVAE, cache: SampleCache, device: torch.device, n: int = 64) -> None:
+    """latent_scale = std of the encoder's latents, so diffusion sees unit-variance latents."""
+    model.eval()
+    model.latent_scale.fill_(1.0)
+    zs = []
+    for i in range(min(n, len(cache))):
+        x = torch.from_numpy(cache.spectral[i].astype(np.float32)).to(device)
+        zs.append(model.encode(x).flatten())
+    model.latent_scale.fill_(float(torch.cat(zs).std()))
+    model.train()
+
+
+@torch.no_grad()
+def evaluate_vae(model: SpectralVAE, val: SampleCache, stats: NormStats, cfg: MotionConfig, stage_dir: Path,
+                 step: int, device: torch.device) -> dict:
+    """Validation L1 on whole volumes + a PNG of true vs reconstructed energy maps."""
+    model.eval()
+    l1s, pairs, images = [], [], []
+    for i in range(len(val)):
+        x = torch.from_numpy(val.spectral[i].astype(np.float32)).to(device)     # (K, 4, H, W)
+        recon = model.ae.decode(model.ae.encode(x).latent_dist.mean).sample
+        l1s.append(float((recon - x).abs().mean()))
+        if len(pairs) < 4:
+            true = denormalize(x.cpu().numpy(), stats)
+            pred = denormalize(recon.cpu().numpy(), stats)
+            pairs.append((energy_map(true, cfg.T), energy_map(pred, cfg.T)))
+            images.append(val.images[i])
+    model.train()
+    if pairs:
+        common.energy_grid_png(stage_dir / "samples" / f"step_{step:06d}.png", pairs, images)
+    return {"val_l1": float(np.mean(l1s)) if l1s else None}
