@@ -51,11 +51,13 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
     return (x.clamp(0, 1) * 255).round() / 255
 
 
-def evaluate_quality(data: Path, weights: str | None, limit: int) -> dict:
+def evaluate_quality(data: Path, weights: str | None, limit: int, threads: int = 0) -> dict:
     from backend.data.samples import list_samples, load_sample
     from backend.render.api import Renderer
     from backend.render.ibr import render_full_size
     renderer = Renderer.load(weights, device="cpu")
+    if torch.get_num_threads() != threads and threads:
+        torch.set_num_threads(threads)
     methods = ["backward", "splat"] + (["ibr"] if renderer.model is not None else [])
     if renderer.model is None:
         print(f"note: no IBR weights ({renderer.load_error}); evaluating backward and splat only")
@@ -96,10 +98,12 @@ def evaluate_quality(data: Path, weights: str | None, limit: int) -> dict:
     return result
 
 
-def evaluate_throughput(weights: str | None, n: int) -> dict:
+def evaluate_throughput(weights: str | None, n: int, threads: int) -> dict:
     from backend.render.api import Renderer, throughput
     from shared.spectral import motion_to_spectral
-    renderer = Renderer.load(weights, device="cpu")
+    renderer = Renderer.load(weights, device="cpu")     # (picks all cores; --threads overrides after)
+    if threads:
+        torch.set_num_threads(threads)
     T, h, w = 150, 160, 256
     yy, xx = np.mgrid[0:h, 0:w]
     blob = np.exp(-(((xx - 128) / 50.0) ** 2 + ((yy - 80) / 35.0) ** 2))
@@ -131,7 +135,7 @@ def main(argv=None) -> int:
     report: dict = {}
     t0 = time.time()
     if args.quality:
-        q = evaluate_quality(Path(args.data), args.weights, args.limit)
+        q = evaluate_quality(Path(args.data), args.weights, args.limit, args.threads)
         report["quality"] = q
         print(f"rendering with true motion, {q['scenes']} scenes, t in {q['times']}")
         print(f"{'method':10} {'PSNR dB':>8} {'SSIM':>7}   PSNR by t")
@@ -140,9 +144,7 @@ def main(argv=None) -> int:
                 by_t = " ".join(f"{v:6.2f}" for v in q[m]["psnr_by_t"].values())
                 print(f"{m:10} {q[m]['psnr']:8.3f} {q[m]['ssim']:7.4f}   {by_t}")
     if args.throughput:
-        if args.threads:
-            torch.set_num_threads(args.threads)
-        tp = evaluate_throughput(args.weights, args.frames)
+        tp = evaluate_throughput(args.weights, args.frames, args.threads)
         report["throughput"] = tp
         print(f"throughput at {tp['size']} on CPU ({tp['threads']} threads): " +
               ", ".join(f"{k} {v:.1f}" for k, v in tp.items() if k.endswith("fps")) +

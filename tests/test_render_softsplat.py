@@ -126,3 +126,12 @@ def test_bad_input_raises():
         softsplat(x, torch.zeros(1, 2, 4, 4), mode="soft")
     with pytest.raises(ValueError, match="does not match"):
         softsplat(x, torch.zeros(1, 2, 4, 5), torch.zeros(1, 1, 4, 4))
+
+
+def test_half_input_accumulates_in_float32():
+    x = _rand((1, 3, 8, 8)).half()
+    flow = torch.full((1, 2, 8, 8), 0.5).half()
+    res = softsplat(x, flow, torch.zeros(1, 1, 8, 8).half())
+    ref = softsplat(x.float(), flow.float(), torch.zeros(1, 1, 8, 8))
+    assert res.output.dtype == torch.float16
+    assert torch.allclose(res.output.float(), ref.output, atol=2e-3)

@@ -170,6 +170,11 @@ def softsplat(x: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor | None =
         raise ValueError(f"mode {mode!r} {'needs' if needs_metric else 'takes no'} metric")
     if metric is not None and (metric.shape[0] != B or metric.shape[1] != 1 or metric.shape[2:] != x.shape[2:]):
         raise ValueError(f"metric must be (B,1,H,W) = ({B},1,{H},{W}), got {tuple(metric.shape)}")
+    if x.dtype in (torch.float16, torch.bfloat16):
+        # accumulate in float32 (half sums of many tiny weights lose everything), hand back the input's dtype
+        res = softsplat(x.float(), flow.float(), None if metric is None else metric.float(), mode, deterministic,
+                        max_log_range)
+        return SplatResult(*(t.to(x.dtype) for t in res))
     flow = flow.to(x.dtype)
 
     if mode == "soft":
