@@ -64,15 +64,15 @@ class BakeTask(connection.Task):
         self.spectral = spec.astype(np.float32)
         self.fps, self.T = motion.fps, motion.T
         self.scene_fps = scene.render.fps / scene.render.fps_base
-        self.speed, self.magnitude = float(s.speed), float(s.magnitude)
-        self.loop_frames = int(s.loop_frames)
-        self.start_frame = int(s.start_frame)
-        if self.loop_frames > 0:
-            self.frames = np.arange(self.start_frame, self.start_frame + self.loop_frames)
-            self.cyclic = True
-        else:
-            self.frames = np.arange(scene.frame_start, scene.frame_end + 1)
-            self.cyclic = False
+        # The same frames and control values as the live path (loop, or the scene range when a control is
+        # animated). Animated magnitude: one request per run of equal values; animated speed: the integrated
+        # time (tau) is sent with speed 1, exactly as the live path evaluates it.
+        plan = displacement.make_plan(obj, scene)
+        self.frames, self.cyclic, self.start_frame = plan.frames, plan.cyclic, plan.start
+        self.loop_frames = plan.loop_frames
+        self.times = (plan.tau if plan.speed_animated else (plan.frames - plan.start)).astype(np.float32)
+        self.speed = 1.0 if plan.speed_animated else float(plan.speed)
+        self.magnitudes = plan.magnitude.astype(np.float64)
         self.mode = mode or s.bake_mode
         self.fmt = fmt or s.bake_format
         self.chunk = int(chunk or s.bake_chunk)
@@ -90,23 +90,28 @@ class BakeTask(connection.Task):
         self.client = cl
         self._request_next()
 
+    def _chunk_end(self) -> int:
+        """End of the next request: at most `chunk` frames, all with the same magnitude."""
+        a = self.next_index
+        b = min(a + self.chunk, len(self.frames))
+        same = np.nonzero(self.magnitudes[a:b] != self.magnitudes[a])[0]
+        return a + int(same[0]) if len(same) else b
+
     def _request_next(self) -> None:
-        a, b = self.next_index, min(self.next_index + self.chunk, len(self.frames))
-        times = (self.frames[a:b] - self.start_frame).astype(np.float32)
+        a, b = self.next_index, self._chunk_end()
         self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
         self.submit(self.client, "render", {
             "image": self.image, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
-            "T": int(self.T), "times": times, "scene_fps": float(self.scene_fps), "speed": self.speed,
-            "magnitude": self.magnitude, "loop_frames": self.loop_frames, "mode": self.mode})
+            "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,
+            "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode})
 
     def overall(self, done: float) -> float:
         n = len(self.frames)
-        size = min(self.chunk, n - self.next_index)
-        return (self.next_index + done * size) / n
+        return (self.next_index + done * (self._chunk_end() - self.next_index)) / n
 
     def on_job_done(self, job) -> None:
         frames = np.asarray(job.result["frames"])
-        expected = (min(self.chunk, len(self.frames) - self.next_index),) + self.image.shape
+        expected = (self._chunk_end() - self.next_index,) + self.image.shape
         if frames.shape != expected or frames.dtype != np.uint8:
             raise ValueError(f"the backend sent frames {frames.dtype} {frames.shape}, expected uint8 {expected}")
         self._write(frames)

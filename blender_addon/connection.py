@@ -229,6 +229,8 @@ class TaskOperatorMixin:
             self.report({"INFO"}, task.message)
             return {"FINISHED"}
         self._task = task
+        # a window timer wakes modal() even without input events, so it ends as soon as the task does
+        self._timer = context.window_manager.event_timer_add(TIMER_INTERVAL, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}
 
@@ -240,6 +242,7 @@ class TaskOperatorMixin:
         if event.type == "ESC" and event.value == "PRESS" and not task.finished:
             task.cancel()
         if task.finished:
+            context.window_manager.event_timer_remove(self._timer)
             self.report({"INFO"} if task.ok else {"ERROR"}, task.message or task.label)
             return {"FINISHED"} if task.ok else {"CANCELLED"}
         return {"PASS_THROUGH"}
@@ -289,7 +292,6 @@ def report_progress(task: Task) -> None:
     wm.gid_job.progress = task.progress
     wm.gid_job.label = f"{task.label}: {task.stage}" if task.stage else task.label
     if not bpy.app.background:
-        wm.progress_update(int(task.progress * 100))
         _redraw()
 
 

@@ -247,7 +247,7 @@ def make_plan(obj, scene, pokes_range: tuple[int, int] | None = None) -> fields.
         tau = fields.integrate_speed(frames, start, lambda f: animation.value_at(obj, "gid.speed", f, s.speed))
     else:
         tau = (frames - start).astype(np.float64)
-    return fields.Plan(frames=frames, cyclic=cyclic, start=start if cyclic else int(frames[0]), loop_frames=loop,
+    return fields.Plan(frames=frames, cyclic=cyclic, start=start, loop_frames=loop,
                        speed=float(s.speed), speed_animated=speed_animated, tau=tau,
                        magnitude=values("magnitude"), direction=values("direction"), bias=values("direction_bias"),
                        ambient_weight=values("ambient_weight") if s.has_pokes else np.ones(len(frames)),
@@ -332,8 +332,7 @@ def wire_shader(plane: PlaneInfo, flow_image, plan: fields.Plan) -> None:
     flow.image = flow_image
     flow.interpolation = "Linear"
     flow.extension = "EXTEND"
-    set_sequence_user(flow.image_user, plan.count, int(plan.frames[0]) if not plan.cyclic else plan.start,
-                      plan.cyclic)
+    set_sequence_user(flow.image_user, plan.count, int(plan.frames[0]), plan.cyclic)
     upstream = None
     for link in list(base.inputs["Vector"].links):
         if link.from_node.name != NODE_OFFSET:
@@ -373,10 +372,11 @@ def wire_geometry(obj, img, plan: fields.Plan, levels: int) -> None:
     tex = bpy.data.textures.get(TEX_DISPLACE + " " + obj.gid.key) or bpy.data.textures.new(
         TEX_DISPLACE + " " + obj.gid.key, type="IMAGE")
     tex.image = img
-    tex.use_clamp = False          # True would clamp negative offsets to 0
+    if hasattr(tex, "use_clamp"):
+        tex.use_clamp = False      # True would clamp negative offsets to 0
     tex.extension = "EXTEND"
     tex.use_interpolation = True
-    set_sequence_user(tex.image_user, plan.count, plan.start, plan.cyclic)
+    set_sequence_user(tex.image_user, plan.count, int(plan.frames[0]), plan.cyclic)
     mod = obj.modifiers.get(MOD_DISPLACE) or obj.modifiers.new(MOD_DISPLACE, "DISPLACE")
     mod.texture = tex
     mod.direction = "RGB_TO_XYZ"

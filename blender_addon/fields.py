@@ -18,8 +18,8 @@ from .vendor import spectral as sp
 class Plan:
     """Which scene frames a displacement sequence covers and the control values at each.
 
-    frames: (n,) absolute scene frames written as files 1..n; cyclic: the sequence repeats (exact loops);
-    start: scene frame of relative time 0; tau: (n,) motion time in scene frames from `start` (the integral of
+    frames: (n,) absolute scene frames written as files 1..n (file 1 shows at scene frame frames[0]);
+    cyclic: the sequence repeats (exact loops); start: scene frame of motion time 0 (the still); tau: (n,) motion time in scene frames from `start` (the integral of
     speed when speed is animated, else frames - start); the other arrays are per-frame control values.
     """
 

@@ -259,6 +259,10 @@ class GID_OT_export_flow(bpy.types.Operator):
     directory: StringProperty(subtype="DIR_PATH", description="Folder in which <object>_flow/flow_####.exr is "
                                                               "written (default: the object's folder)")
 
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
     def execute(self, context):
         try:
             obj = active_plane(context)

@@ -56,6 +56,7 @@ def test_live_displacement_workflow(addon_zip, tmp_path):
     r = run_scenario("live", tmp_path, addon_zip)
     assert r["variations"] == 2 and r["variation_diff"] > 2.0
     assert r["animated_files"] == 96 and r["animated_grows"]
+    assert r["shifted_still"] < 0.5 and r["shifted_phase"] < 0.5
     assert r["vg_left_moved"] < 1e-4 and r["vg_right_moved"] > 1e-3
     # frame start shows the still exactly; later frames move; the frame after the loop equals the first
     assert r["still_error"] < 0.5
@@ -103,6 +104,7 @@ def test_bake_with_backend(addon_zip, tmp_path):
     assert r["baked_files"] == r["loop_frames"]
     assert r["showing"] == "BAKED"
     assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0 and r["bake_still_error"] < 1.0
+    assert r["animated_baked"] == 8 and r["animated_bake_grows"]
     # the backend's forward splat and the live backward warp agree up to disocclusion / resampling
     assert r["bake_vs_live"] < 0.15 * r["live_moved"], r
     # killing the backend mid-bake: a clear error, previous frames and material untouched, no temp folders
@@ -255,7 +257,16 @@ def scenario_live(workdir: Path, zip_path: str) -> dict:
     a60 = _diff(_render(bpy, workdir, 12 + L, "anim"), img)
     out["animated_grows"] = a60 > 1.5 * a12 > 0.5
     ob.animation_data_clear()
+    # a constant but keyed magnitude (scene-range path) with the motion starting at frame 5: frame 5 is the
+    # still and frame 16 has the phase frame 12 had with start 1
     s.magnitude = 1.0
+    ob.keyframe_insert(data_path="gid.magnitude", frame=1)
+    s.start_frame = 5
+    assert "FINISHED" in bpy.ops.gid.apply_displacement()
+    out["shifted_still"] = _diff(_render(bpy, workdir, 5, "shift"), img)
+    out["shifted_phase"] = _diff(_render(bpy, workdir, 16, "shift"), r[12])
+    ob.animation_data_clear()
+    s.start_frame = 1
 
     # geometry mode
     s.live_mode, s.geometry_levels = "GEOMETRY", 4
@@ -420,6 +431,22 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     out["bake_moved"], out["bake_loop"] = _diff(r7, r1), _diff(r25, r1)
     out["bake_still_error"] = _diff(r1, img)
     out["bake_vs_live"], out["live_moved"] = _diff(r7, live7), _diff(live7, img)
+    # animated magnitude (0 -> 2 over frames 1..8): scene-range bake, one request per magnitude value
+    sc = bpy.context.scene
+    sc.frame_end = 8
+    s.magnitude = 0.0
+    ob.keyframe_insert(data_path="gid.magnitude", frame=1)
+    s.magnitude = 2.0
+    ob.keyframe_insert(data_path="gid.magnitude", frame=8)
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    out["animated_baked"] = len(list(bake_dir.glob("frame_*.png")))
+    m3, m7 = _diff(_render(bpy, workdir, 3, "ab"), img), _diff(_render(bpy, workdir, 7, "ab"), img)
+    out["animated_bake_grows"] = m7 > 1.5 * m3
+    ob.animation_data_clear()
+    s.magnitude = 1.0
+    sc.frame_end = 96
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    files = sorted(bake_dir.glob("frame_*.png"))
     digest = {f.name: hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
 
     # kill the backend after the first chunk has arrived
