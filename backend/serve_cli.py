@@ -53,12 +53,14 @@ def run(args: argparse.Namespace) -> int:
 
     from shared.protocol import Limits
 
-    from .device import describe, pick_device
+    from .device import autocast_dtype, describe, pick_device
     from .ops import OpLimits
     from .server import Server, ServerConfig
 
     device = pick_device(args.device)
-    config = ServerConfig(bind=args.bind, device=args.device, device_description=describe(device),
+    amp = autocast_dtype(device)
+    description = describe(device) + (f" (autocast {str(amp).removeprefix('torch.')})" if amp is not None else "")
+    config = ServerConfig(bind=args.bind, device=args.device, device_description=description,
                           checkpoint=args.checkpoint, token=token, max_queue=args.max_queue,
                           limits=Limits(max_pixels=args.max_pixels), op_limits=OpLimits(max_pixels=args.max_pixels),
                           test_ops=args.test_ops)

@@ -163,7 +163,7 @@ class Server:
         self.router.setsockopt(zmq.LINGER, 500)
         # One frame may be at most the largest array (or the envelope); larger peers are disconnected by zmq.
         self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_array_bytes, config.limits.max_header_bytes))
-        self.router.setsockopt(zmq.RCVHWM, 64)
+        self.router.setsockopt(zmq.RCVHWM, 16)  # bounds what one client can queue here
         self._wake_addr = f"inproc://gid-wake-{uuid.uuid4().hex}"
         self.wake_rx = self.ctx.socket(zmq.PAIR)
         self.wake_rx.bind(self._wake_addr)

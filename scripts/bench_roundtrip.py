@@ -40,6 +40,17 @@ def timed(fn, repeats: int) -> list[float]:
     return out
 
 
+def interleaved(server_fn, local_fn, repeats: int) -> tuple[list[float], list[float]]:
+    server_fn(), local_fn()  # warm-up
+    server, local = [], []
+    for _ in range(repeats):
+        for fn, out in ((server_fn, server), (local_fn, local)):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    return server, local
+
+
 def scene() -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[0:H, 0:W]
@@ -63,26 +74,29 @@ def main() -> int:
     times = np.arange(N_FRAMES, dtype=np.float32)
     render_args = {"image": image, "spectral": spectral, "fps": 30.0, "T": 150, "times": times, "mode": "splat"}
 
+    # in-process: the same functions the worker runs, minus the sockets
+    models = Models(args.device)
+    spec_validated = OPS["_test_spectral"].validate({"width": W, "height": H, "K": K}, OpLimits())
+    renderer = models.renderer()
+
     log = Path(tempfile.gettempdir()) / f"gid_bench_serve_{os.getpid()}.log"
     proc, endpoint = start_local_server("--test-ops", "--device", args.device, log_file=log)
     try:
         with Client(endpoint, timeout=600) as c:
             ping = timed(lambda: c.ping(), 50)
             spec_args = {"width": W, "height": H, "K": K}
-            spec_server = timed(lambda: c.request("_test_spectral", spec_args), 5 * args.repeats)
             out = c.request("render", render_args)["frames"]
             assert out.shape == (N_FRAMES, H, W, 3) and out.dtype == np.uint8
-            render_server = timed(lambda: c.request("render", render_args), args.repeats)
+            # Interleaved (server, in-process) pairs: slow drifts of a shared machine's load hit both alike.
+            spec_server, spec_local = interleaved(
+                lambda: c.request("_test_spectral", spec_args),
+                lambda: OPS["_test_spectral"].run(spec_validated, models, JobContext()), 5 * args.repeats)
+            render_server, render_local = interleaved(
+                lambda: c.request("render", render_args),
+                lambda: renderer.render(image, spectral.astype(np.float32), 30.0, 150, times, mode="splat",
+                                        ctx=JobContext()), args.repeats)
     finally:
         stop_local_server(proc)
-
-    # in-process: the same functions the worker runs, minus the sockets
-    models = Models(args.device)
-    spec_validated = OPS["_test_spectral"].validate({"width": W, "height": H, "K": K}, OpLimits())
-    spec_local = timed(lambda: OPS["_test_spectral"].run(spec_validated, models, JobContext()), 5 * args.repeats)
-    renderer = models.renderer()
-    render_local = timed(lambda: renderer.render(image, spectral.astype(np.float32), 30.0, 150, times,
-                                                 mode="splat", ctx=JobContext()), args.repeats)
 
     med = statistics.median
     result = {
