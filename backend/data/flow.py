@@ -5,6 +5,9 @@ Validity: forward-backward consistency (Sundaram et al. 2010): p is consistent a
 |f(p) + b(p + f(p))|^2 <= 0.01 (|f|^2 + |b|^2) + 0.5^2, with b the flow I_t -> I_0; the backward flow is
 computed on every `check_every`-th frame (it costs as much as the forward one), and a pixel is valid when it is
 consistent on at least `min_consistent` of the checked frames and never leaves the image.
+Still pixels: where the (5x5 mean) grey level never changes by more than `still_levels` and no changing pixel
+is within `still_margin` px, the motion is set to 0 (flow smoothing otherwise leaks motion into sky and dark
+backgrounds, which the spectral volumes would then teach as moving).
 """
 from __future__ import annotations
 
@@ -20,6 +23,8 @@ class FlowConfig:
     variational_iterations: int = 10   # medium preset: 5
     check_every: int = 3
     min_consistent: float = 0.9
+    still_levels: float = 3.0         # a pixel whose (5x5 mean) grey level never changes by more than this ...
+    still_margin: int = 4             # ... and that is farther than this (px) from any pixel that does: motion 0
 
 
 def make_dis(cfg: FlowConfig = FlowConfig()):
@@ -47,8 +52,11 @@ def window_motion(frames: np.ndarray, cfg: FlowConfig = FlowConfig(), ctx=None) 
     consistent = np.zeros((h, w), np.int32)
     inside = np.ones((h, w), bool)
     checked = 0
+    g0_blur = cv2.blur(g0.astype(np.float32), (5, 5))
+    change = np.zeros((h, w), np.float32)
     for t in range(1, n):
         gt = _gray(frames[t])
+        change = np.maximum(change, np.abs(cv2.blur(gt.astype(np.float32), (5, 5)) - g0_blur))
         f = dis.calc(g0, gt, None)
         motion[t, 0], motion[t, 1] = f[..., 0], f[..., 1]
         mx, my = xs + f[..., 0], ys + f[..., 1]
@@ -63,4 +71,9 @@ def window_motion(frames: np.ndarray, cfg: FlowConfig = FlowConfig(), ctx=None) 
         if ctx is not None:
             ctx.step("flow", t / (n - 1))
     valid = inside & (consistent >= cfg.min_consistent * max(checked, 1))
+    # Flow smoothing leaks motion into textureless or unchanging surroundings (sky, dark walls, compression
+    # noise): where the picture provably does not change, the motion is zero.
+    k = 2 * cfg.still_margin + 1
+    near_change = cv2.dilate((change > cfg.still_levels).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    motion[:, :, ~near_change] = 0.0
     return motion, valid
