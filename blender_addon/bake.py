@@ -79,7 +79,6 @@ class BakeTask(connection.Task):
         self.final_dir = os.path.join(storage.object_dir(obj), BAKE_DIR)
         self.tmp_dir = None
         self.next_index = 0
-        self.scratch = None
 
     @property
     def ext(self) -> str:

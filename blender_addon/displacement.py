@@ -83,14 +83,6 @@ def image_pixels(image, size: tuple[int, int] | None = None) -> np.ndarray:
     return np.ascontiguousarray(px)
 
 
-def image_rgb8(image) -> np.ndarray:
-    """Blender image -> uint8 (H, W, 3) RGB, row 0 at the top (what the backend expects)."""
-    px = image_pixels(image)[..., :3]
-    if image.is_float or image.colorspace_settings.name not in ("sRGB",):
-        pass  # Blender keeps byte images' pixels in their file's encoding; floats are shown as they are
-    return np.clip(np.rint(px * 255.0), 0, 255).astype(np.uint8)
-
-
 def vertex_group_mask(obj, group_name: str, size: tuple[int, int]) -> np.ndarray:
     """Rasterise a vertex group's weights over the UV map into an (H, W) mask (barycentric per triangle)."""
     vg = obj.vertex_groups.get(group_name)

@@ -37,11 +37,6 @@ def install_motion(obj, scene, motion: storage.Motion) -> None:
     s.has_motion = True
 
 
-def apply_live(obj, scene) -> dict:
-    info = displacement.apply(obj, scene)
-    return info
-
-
 def schedule_live_update(obj_name: str) -> None:
     """Debounced re-apply from property updates (UI): many slider events -> one write."""
     _pending_updates.add(obj_name)
@@ -127,7 +122,7 @@ class GID_OT_load_motion(bpy.types.Operator):
             motion = storage.read_motion_file(bpy.path.abspath(self.filepath))
             install_motion(obj, context.scene, motion)
             if self.apply:
-                apply_live(obj, context.scene)
+                displacement.apply(obj, context.scene)
         except (ValueError, OSError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
@@ -159,7 +154,7 @@ class PredictTask(connection.Task):
         obj = bpy.data.objects[self.obj_name]
         scene = bpy.data.scenes[self.scene_name]
         install_motion(obj, scene, motion)
-        info = apply_live(obj, scene)
+        info = displacement.apply(obj, scene)
         self.succeed(f"{obj.name}: {motion.spectral.shape[0]} variation(s) predicted; live displacement "
                      f"{info['frames']} frames in {info['seconds']:.1f} s")
 
@@ -210,7 +205,7 @@ class GID_OT_apply_displacement(bpy.types.Operator):
     def execute(self, context):
         try:
             obj = active_plane(context)
-            info = apply_live(obj, context.scene)
+            info = displacement.apply(obj, context.scene)
         except (ValueError, OSError, RuntimeError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

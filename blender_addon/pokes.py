@@ -2,7 +2,8 @@
 
 A poke is an Empty (single arrow) parented to the image plane. Where it is says where the image is pushed;
 its arrow (local +Z, projected onto the plane) says which way; `strength` (pixels of the image, roughly the
-swing it causes) and `duration` (frames) are keyframable custom properties. Each keyframe of `strength` with a
+swing it causes), `duration` (frames) and `kind` ("push", or "drag": pull and release) are custom properties
+(strength and duration keyframable). Each keyframe of `strength` with a
 value > 0 is one push at that frame. `gid.bake_pokes` reads the keys, simulates the response with
 `shared.modal.simulate` (numpy, locally; no backend needed), stores it in `pokes.npz` and re-applies the live
 displacement, where it is added to the ambient loop with the Ambient / Pokes weights.
@@ -30,10 +31,13 @@ def pokes_of(plane) -> list:
 
 
 def add_poke(plane, scene, local_xy=None, frame: int | None = None, strength: float = 2.0, duration: int = 1,
-             angle: float = 0.0):
+             angle: float = 0.0, kind: str = "push"):
     """Create a poke Empty on `plane` at local (x, y) (default: the 3D cursor projected onto the plane) and key
     its strength at `frame` (default: the current frame). angle: direction in the image, counter-clockwise from
-    +x. Returns the Empty."""
+    +x. kind: "push" (an impulse) or "drag" (pull the point by `strength` pixels over `duration` frames, then
+    let go). Returns the Empty."""
+    if kind not in ("push", "drag"):
+        raise ValueError(f"poke kind must be 'push' or 'drag', not {kind!r}")
     info = displacement.PlaneInfo(plane)
     if local_xy is None:
         cursor_local = plane.matrix_world.inverted() @ scene.cursor.location
@@ -52,6 +56,7 @@ def add_poke(plane, scene, local_xy=None, frame: int | None = None, strength: fl
     empty[POKE_TAG] = True
     empty["strength"] = float(strength)
     empty.id_properties_ui("strength").update(min=0.0, soft_max=50.0, description="Push in image pixels")
+    empty["kind"] = kind
     empty["duration"] = int(duration)
     empty.id_properties_ui("duration").update(min=1, soft_max=60, description="Frames the push lasts")
     frame = scene.frame_current if frame is None else int(frame)
@@ -91,7 +96,8 @@ def poke_events(plane, empty, scene, grid: tuple[int, int]) -> list[dict]:
         duration = int(animation.value_at(empty, '["duration"]', frame, empty.get("duration", 1)))
         events.append({"scene_frame": frame, "x": min(max(x, 0.0), grid[0] - 1.0),
                        "y": min(max(y, 0.0), grid[1] - 1.0), "ux": ux / norm, "uy": uy / norm,
-                       "strength": strength, "duration": max(1, duration)})
+                       "strength": strength, "duration": max(1, duration),
+                       "kind": "drag" if empty.get("kind") == "drag" else "push"})
     return events
 
 
@@ -124,7 +130,7 @@ def bake_pokes(plane, scene) -> dict:
         push = e["strength"] * grid[0] / image_w      # image pixels -> grid pixels
         pokes.append({"frame": int(round((e["scene_frame"] - first) * ratio)), "x": e["x"], "y": e["y"],
                       "dx": push * e["ux"], "dy": push * e["uy"],
-                      "duration": max(1, int(round(e["duration"] * ratio)))})
+                      "duration": max(1, int(round(e["duration"] * ratio))), "kind": e["kind"]})
     count = int(math.ceil((last - first) * ratio)) + 2
     disp = modal().simulate(spec, motion.fps, motion.T, pokes, 0, count, damping=s.poke_damping,
                             mass=s.poke_mass, stiffness=s.poke_stiffness)
@@ -148,6 +154,10 @@ class GID_OT_add_poke(bpy.types.Operator):
     strength: FloatProperty(name="Strength", default=2.0, min=0.0, soft_max=50.0, description="Pixels")
     duration: IntProperty(name="Duration", default=1, min=1, soft_max=60)
     direction: FloatProperty(name="Direction", default=0.0, subtype="ANGLE")
+    kind: bpy.props.EnumProperty(name="Kind", items=[
+        ("push", "Push", "An impulse: the image rings and decays"),
+        ("drag", "Drag and release", "Pull the point by Strength pixels over Duration frames, then let go")],
+        default="push")
     uv: FloatVectorProperty(name="Position (UV)", size=2, default=(-1.0, -1.0),
                             description="Where on the image (0..1, v up); negative = at the 3D cursor")
     frame: IntProperty(name="Frame", default=-1000000, description="Frame of the push (default: current)")
@@ -162,7 +172,8 @@ class GID_OT_add_poke(bpy.types.Operator):
             if self.uv[0] >= 0 and self.uv[1] >= 0:
                 local = (info.lo[0] + self.uv[0] * info.extent[0], info.lo[1] + self.uv[1] * info.extent[1])
             frame = None if self.frame == -1000000 else self.frame
-            empty = add_poke(plane, context.scene, local, frame, self.strength, self.duration, self.direction)
+            empty = add_poke(plane, context.scene, local, frame, self.strength, self.duration, self.direction,
+                             self.kind)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -144,7 +144,9 @@ def validate_motion(spectral: np.ndarray, fps, T, size=None) -> Motion:
 
 def save_motion(obj, motion: Motion) -> str:
     path = os.path.join(object_dir(obj), SPECTRAL_FILE)
-    atomic_savez(path, spectral=motion.spectral.astype(np.float32), fps=np.float64(motion.fps),
+    # float16 (what the backend sends; motion needs no more) unless values exceed its range
+    dtype = np.float16 if float(np.abs(motion.spectral).max(initial=0.0)) < 6e4 else np.float32
+    atomic_savez(path, spectral=motion.spectral.astype(dtype), fps=np.float64(motion.fps),
                  T=np.int64(motion.T), size=np.asarray(motion.size, np.int64))
     return path
 

@@ -91,6 +91,8 @@ def test_pokes(addon_zip, tmp_path):
     assert r["late_max"] < 0.5 * r["after_max"]        # and the motion decays
     assert r["moved_key_changed"]                      # moving the key and re-baking changes the timeline
     assert r["rebake_seconds"] < 10.0
+    assert r["drag_before"] == 0.0
+    assert abs(r["drag_dx_px"] - 3.0) < 0.6 and abs(r["drag_dy_px"]) < 0.6, r
 
 
 def test_bake_with_backend(addon_zip, tmp_path):
@@ -372,6 +374,19 @@ def scenario_pokes(workdir: Path, zip_path: str) -> dict:
     out["rebake_seconds"] = time.perf_counter() - t0
     out["moved_key_changed"] = (float(np.abs(_eval_coords(bpy, ob, 14) - rest).max()) == 0.0
                                 and float(np.abs(_eval_coords(bpy, ob, 34) - rest).max()) > 0.05)
+
+    # drag and release: the image point under the handle is pulled 3 px to the right over 6 frames
+    bpy.data.objects.remove(poke)
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.add_poke(uv=(0.5, 0.5), frame=10, strength=3.0, duration=6, kind="drag")
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.bake_pokes()
+    near = np.linalg.norm(rest[:, :2], axis=1) < 0.03            # vertices at the handle (plane centre)
+    d16 = _eval_coords(bpy, ob, 16) - rest
+    px = ob.dimensions[0] / W                                    # local units per image pixel
+    out["drag_before"] = float(np.abs(_eval_coords(bpy, ob, 9) - rest).max())
+    out["drag_dx_px"] = float(d16[near, 0].mean() / px)
+    out["drag_dy_px"] = float(d16[near, 1].mean() / px)
     return out
 
 
