@@ -18,11 +18,12 @@ ADDRESS_FLAG = "--bind"
 TOKEN_FLAG = "--token"
 
 
-def serve_command(python_path: str, command: str, address: str, token: str = "") -> list[str]:
+def serve_command(python_path: str, command: str, address: str, token: str = "", extra: str = "") -> list[str]:
     """The argv that starts `gid serve` on `address`.
 
     python_path: a Python with the backend installed (`python -m backend serve`); else `command` is split with
-    shell rules (default `gid serve`, found on PATH).
+    shell rules (default `gid serve`, found on PATH). extra: more `gid serve` options, e.g.
+    "--device cuda --checkpoint /path/to/weights".
     """
     if python_path.strip():
         argv = [python_path.strip(), "-m", "backend", "serve"]
@@ -30,6 +31,7 @@ def serve_command(python_path: str, command: str, address: str, token: str = "")
         argv = shlex.split(command or "gid serve", posix=os.name != "nt")
         if not argv:
             raise ValueError("the backend command is empty; set a Python path or a command in the preferences")
+    argv += shlex.split(extra, posix=os.name != "nt") if extra.strip() else []
     argv += [ADDRESS_FLAG, address]
     if token:
         argv += [TOKEN_FLAG, token]

@@ -55,7 +55,7 @@ def start_backend(context=None, wait: bool = True, timeout: float = 120.0) -> Ba
         return _process
     if port_open(p.address):
         raise RuntimeError(f"something already listens on {p.address}; press Connect to use it")
-    argv = serve_command(p.python_path, p.command, p.address, p.token)
+    argv = serve_command(p.python_path, p.command, p.address, p.token, p.serve_args)
     _process = BackendProcess(argv, log_path(), cwd=p.working_dir or None)
     disconnect()
     if wait:

@@ -21,6 +21,8 @@ class GIDPreferences(bpy.types.AddonPreferences):
     command: StringProperty(name="Command", default="gid serve",
                             description="Command that starts the backend when no Python is set "
                                         "(--bind ADDRESS is appended)")
+    serve_args: StringProperty(name="Options", default="",
+                               description="More `gid serve` options, e.g. --device cuda --checkpoint DIR")
     working_dir: StringProperty(name="Working folder", default="", subtype="DIR_PATH",
                                 description="Folder to start the backend in (e.g. the repository)")
     auto_start: BoolProperty(name="Start automatically", default=False,
@@ -35,6 +37,7 @@ class GIDPreferences(bpy.types.AddonPreferences):
         col.prop(self, "token")
         col.prop(self, "python_path")
         col.prop(self, "command")
+        col.prop(self, "serve_args")
         col.prop(self, "working_dir")
         row = col.row()
         row.prop(self, "auto_start")

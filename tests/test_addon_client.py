@@ -19,8 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def start_server(tmp_path):
     address = free_tcp_address()
-    argv = serve_command(sys.executable, "", address) + ["--test-ops", "--device", "cpu",
-                                                          "--log-file", str(tmp_path / "serve-rot.log")]
+    argv = serve_command(sys.executable, "", address,
+                         extra=f"--test-ops --device cpu --log-file '{tmp_path / 'serve-rot.log'}'")
     proc = BackendProcess(argv, str(tmp_path / "serve.log"), cwd=str(ROOT))
     proc.wait_ready(address, timeout=120)
     return address, proc
@@ -31,6 +31,15 @@ def server(tmp_path_factory):
     address, proc = start_server(tmp_path_factory.mktemp("serve"))
     yield address, proc
     proc.stop()
+
+
+def test_serve_command():
+    assert serve_command("/env/bin/python", "ignored", "tcp://127.0.0.1:1", "secret-token", "--device cuda") == [
+        "/env/bin/python", "-m", "backend", "serve", "--device", "cuda", "--bind", "tcp://127.0.0.1:1",
+        "--token", "secret-token"]
+    assert serve_command("", "gid serve", "tcp://127.0.0.1:2") == ["gid", "serve", "--bind", "tcp://127.0.0.1:2"]
+    with pytest.raises(ValueError, match="empty"):
+        serve_command("", "  ", "tcp://127.0.0.1:2")
 
 
 def test_address_rules():
