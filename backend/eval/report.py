@@ -157,9 +157,12 @@ def power_spectra_png(path: Path, scenes: list[dict], size: tuple[int, int] = (5
         cv2.putText(img, f"{hz:.1f}", (xx - 8, y1 + 15), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "Hz", (x1 - 10, y1 + 30), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, "power px^2", (x0, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
-    for i, (m, c) in enumerate(mean.items()):
+    # truth last and thin, so it stays visible on top (smooth noise has the truth's power by construction)
+    order = sorted(mean, key=lambda m: m == "truth")
+    for i, m in enumerate(order):
+        c = mean[m]
         pts = np.array([px(k, float(v)) for k, v in enumerate(c)], np.int32)
-        cv2.polylines(img, [pts], False, COLORS.get(m, (0, 0, 0)), 2, cv2.LINE_AA)
+        cv2.polylines(img, [pts], False, COLORS.get(m, (0, 0, 0)), 1 if m == "truth" else 3, cv2.LINE_AA)
         cv2.line(img, (x1 + 10, y0 + 10 + 18 * i), (x1 + 30, y0 + 10 + 18 * i), COLORS.get(m, (0, 0, 0)), 2)
         cv2.putText(img, m, (x1 + 35, y0 + 14 + 18 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1, cv2.LINE_AA)
     _write_png(path, img)
