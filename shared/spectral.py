@@ -95,8 +95,11 @@ def evaluate_terms(coeffs: np.ndarray, cycles_per_frame: np.ndarray, times: np.n
         phase = phase - 1.0
     K, two, H, W = coeffs.shape
     flat = coeffs.reshape(K, two * H * W)
-    # Re(sum_k phase_nk c_k) = Re(phase) @ Re(c) - Im(phase) @ Im(c): two real matmuls, no complex temporaries.
-    out = phase.real @ flat.real - phase.imag @ flat.imag
+    # Re(sum_k phase_nk c_k) = Re(phase) @ Re(c) - Im(phase) @ Im(c): one real matmul over [Re c; Im c],
+    # on contiguous float32 (strided complex views are ~10x slower in BLAS).
+    basis = np.concatenate([phase.real, -phase.imag], axis=1).astype(np.float32)        # (n, 2K)
+    stacked = np.concatenate([flat.real, flat.imag], axis=0).astype(np.float32)         # (2K, 2HW)
+    out = basis @ stacked
     return out.reshape(len(times), two, H, W).astype(dtype, copy=False)
 
 
