@@ -16,7 +16,7 @@ import numpy as np
 
 from . import animation, fields, storage
 from .properties import scene_fps
-from .vendor import spectral as sp
+from .vendor import modal, spectral as sp
 
 LIVE_DIR, GEO_DIR = "live", "geo"
 NODE_UV, NODE_FLOW, NODE_OFFSET = "GID UV", "GID Flow", "GID Offset"
@@ -258,8 +258,8 @@ def apply(obj, scene, chunk: int = 32) -> dict:
     motion = storage.load_motion(obj)
     size = fields.live_size(plane.size, s.live_max_width)
     mask = build_mask(obj, size)
-    pokes = load_pokes(obj)
-    plan = make_plan(obj, scene, None if pokes is None else (pokes[1], pokes[1] + len(pokes[0]) - 1))
+    pokes = load_pokes(obj, motion, size)
+    plan = make_plan(obj, scene, None if pokes is None else (pokes.first, pokes.last_frame))
     fps_scene = scene_fps(scene)
     ambient = fields.Ambient(motion.variation(s.variation), motion.T, motion.fps, fps_scene, plan, size)
     geometry = s.live_mode == "GEOMETRY"
@@ -271,9 +271,7 @@ def apply(obj, scene, chunk: int = 32) -> dict:
         with ExrWriter(scene, size) as writer:
             for a in range(0, plan.count, chunk):
                 idx = slice(a, min(a + chunk, plan.count))
-                poke_fields = None
-                if pokes is not None:
-                    poke_fields = poke_chunk(pokes, plan.frames[idx], size)
+                poke_fields = pokes(plan.frames[idx]) if pokes is not None else None
                 f = fields.controlled(ambient, motion.T, motion.fps, fps_scene, plan, idx, mask, poke_fields)
                 uv = fields.to_uv_offset(f)
                 if geometry:  # forward displacement in local units of the plane
@@ -400,22 +398,18 @@ def show_still(obj) -> None:
 # poke response on disk (written by pokes.py)
 
 
-def load_pokes(obj):
-    """(fields (m, 2, h, w) float32 for scene frames first..first+m-1, first) or None."""
+def load_pokes(obj, motion: storage.Motion, size: tuple[int, int]) -> fields.PokeResponse | None:
+    """The baked poke response of an object at `size`, or None. Mode shapes come from the variation the
+    pokes were simulated with (stored with them)."""
     if not obj.gid.has_pokes:
         return None
     path = os.path.join(storage.object_dir(obj, create=False), storage.POKES_FILE)
     if not os.path.exists(path):
         return None
     with np.load(path, allow_pickle=False) as data:
-        return data["displacement"].astype(np.float32), int(data["first_frame"])
-
-
-def poke_chunk(pokes, frames: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Poke response at scene frames (zero outside the simulated range), resized to size (W, H)."""
-    disp, first = pokes
-    idx = np.asarray(frames) - first
-    out = np.zeros((len(idx), 2) + disp.shape[-2:], np.float32)
-    ok = (idx >= 0) & (idx < len(disp))
-    out[ok] = disp[idx[ok]]
-    return fields.resize_field(out, size)
+        z = data["z_re"].astype(np.float64) + 1j * data["z_im"].astype(np.float64)
+        first, variation = int(data["first_frame"]), int(data["variation"])
+    basis = modal().modes_from_spectral(motion.variation(variation), motion.fps, motion.T)
+    if basis.shapes.shape[0] != z.shape[1]:
+        raise ValueError(f"{obj.name}: the baked pokes do not match the motion any more; bake pokes again")
+    return fields.PokeResponse(z, first, basis.shapes, size)

@@ -102,6 +102,48 @@ class Ambient:
         return self._evaluate(rel.astype(np.float64))
 
 
+class PokeResponse:
+    """Poke response as modal coordinates, evaluated at any output size.
+
+    The simulation (`shared.modal`) gives complex coordinates z (n, M) per scene frame; the displacement is
+    D_t = Re sum_m phi_m z_m(t) (`shared.modal.displacement_from_modes`). Mode shapes phi (M, 2, h, w) are
+    resized to `size` once (linear, so this equals resizing every simulated frame), then each chunk of frames
+    is one GEMM, and the stored response is a few kilobytes instead of a field per frame.
+    """
+
+    def __init__(self, z: np.ndarray, first_frame: int, shapes: np.ndarray, size: tuple[int, int]):
+        self.z = np.asarray(z, np.complex128)
+        self.first = int(first_frame)
+        m = shapes.shape[0]
+        self.shape = (2, size[1], size[0])
+        re = resize_field(shapes.real.astype(np.float32), size).reshape(m, -1)
+        im = resize_field(shapes.imag.astype(np.float32), size).reshape(m, -1)
+        self.right = np.concatenate([re, im], axis=0)                     # (2M, 2*H*W)
+
+    @property
+    def last_frame(self) -> int:
+        return self.first + len(self.z) - 1
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        """(n, 2, H, W) at scene frames (zero outside the simulated range)."""
+        idx = np.asarray(frames) - self.first
+        ok = (idx >= 0) & (idx < len(self.z))
+        z = np.zeros((len(idx), self.z.shape[1]), np.complex128)
+        z[ok] = self.z[idx[ok]]
+        left = np.concatenate([z.real, -z.imag], axis=1).astype(np.float32)
+        return (left @ self.right).reshape((len(idx),) + self.shape)
+
+
+def resample_time_complex(z: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Linear interpolation of (m, M) complex coordinates at real positions (clamped to [0, m-1])."""
+    m = z.shape[0]
+    t = np.clip(np.asarray(times, np.float64), 0.0, m - 1)
+    i0 = np.floor(t).astype(np.int64)
+    i1 = np.minimum(i0 + 1, m - 1)
+    a = (t - i0)[:, None]
+    return z[i0] * (1.0 - a) + z[i1] * a
+
+
 def resize_field(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """`shared.spectral.resize_field` (same filter weights, same result) as two large GEMMs instead of
     a batched matmul per plane: (..., 2, h, w) -> (..., 2, H, W), vectors rescaled."""
@@ -189,13 +231,3 @@ def live_size(size: tuple[int, int], max_width: int) -> tuple[int, int]:
     if w <= max_width:
         return w, h
     return max_width, max(1, int(round(h * max_width / w)))
-
-
-def resample_time(fields: np.ndarray, times: np.ndarray) -> np.ndarray:
-    """Linear interpolation of (m, 2, h, w) fields at real frame positions `times` (clamped to [0, m-1])."""
-    m = fields.shape[0]
-    t = np.clip(np.asarray(times, np.float64), 0.0, m - 1)
-    i0 = np.floor(t).astype(np.int64)
-    i1 = np.minimum(i0 + 1, m - 1)
-    a = (t - i0).astype(np.float32)[:, None, None, None]
-    return fields[i0] * (1.0 - a) + fields[i1] * a

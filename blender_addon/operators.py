@@ -276,8 +276,8 @@ def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> di
     motion = storage.load_motion(obj)
     size = plane.size
     mask = displacement.build_mask(obj, size)
-    pokes = displacement.load_pokes(obj)
-    plan = displacement.make_plan(obj, scene, None if pokes is None else (pokes[1], pokes[1] + len(pokes[0]) - 1))
+    pokes = displacement.load_pokes(obj, motion, size)
+    plan = displacement.make_plan(obj, scene, None if pokes is None else (pokes.first, pokes.last_frame))
     ambient = fields.Ambient(motion.variation(s.variation), motion.T, motion.fps, scene_fps(scene), plan, size)
     # Always a folder of our own (it is replaced as a whole), inside the one the user picked.
     final = os.path.join(directory or storage.object_dir(obj), f"{storage.object_key(obj)}_flow")
@@ -286,7 +286,7 @@ def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> di
         with displacement.ExrWriter(scene, size) as writer:
             for a in range(0, plan.count, chunk):
                 idx = slice(a, min(a + chunk, plan.count))
-                pk = displacement.poke_chunk(pokes, plan.frames[idx], size) if pokes is not None else None
+                pk = pokes(plan.frames[idx]) if pokes is not None else None
                 f = fields.controlled(ambient, motion.T, motion.fps, scene_fps(scene), plan, idx, mask, pk)
                 rgb = np.zeros((f.shape[0], size[1], size[0], 3), np.float32)
                 rgb[..., 0], rgb[..., 1] = -f[:, 0], f[:, 1]     # backward offset; y up (Nuke)

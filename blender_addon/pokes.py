@@ -132,12 +132,17 @@ def bake_pokes(plane, scene) -> dict:
                       "dx": push * e["ux"], "dy": push * e["uy"],
                       "duration": max(1, int(round(e["duration"] * ratio))), "kind": e["kind"]})
     count = int(math.ceil((last - first) * ratio)) + 2
-    disp = modal().simulate(spec, motion.fps, motion.T, pokes, 0, count, damping=s.poke_damping,
-                            mass=s.poke_mass, stiffness=s.poke_stiffness)
+    # The simulation of shared.modal.simulate, kept as modal coordinates (see fields.PokeResponse):
+    # displacement = Re(phi z) is evaluated at the live size when the sequence is written.
+    m = modal()
+    basis = m.modes_from_spectral(spec, motion.fps, motion.T)
+    dyn = m.make_dynamics(basis, s.poke_damping, s.poke_mass, s.poke_stiffness)
+    z, _, _ = m.modal_trajectory(basis, dyn, m.parse_pokes(pokes, basis.size), count)
     t_sim = time.perf_counter() - t0
     scene_frames = np.arange(first, last + 1)
-    at_scene = fields.resample_time(np.asarray(disp, np.float32), (scene_frames - first) * ratio)
-    storage.atomic_savez(path, displacement=at_scene.astype(np.float16), first_frame=np.int64(first))
+    z_scene = fields.resample_time_complex(z, (scene_frames - first) * ratio)
+    storage.atomic_savez(path, z_re=z_scene.real.astype(np.float32), z_im=z_scene.imag.astype(np.float32),
+                         first_frame=np.int64(first), variation=np.int64(s.variation))
     s.has_pokes = True
     live = displacement.apply(plane, scene)
     return {"pokes": len(pokes), "frames": len(scene_frames), "simulate_seconds": t_sim,

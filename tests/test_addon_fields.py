@@ -89,9 +89,9 @@ def test_uv_offsets_sizes_and_time_resampling():
     assert np.allclose(uv[:, 0], 0.2) and np.allclose(uv[:, 1], -0.5)
     assert fields.live_size((512, 288), 1024) == (512, 288)
     assert fields.live_size((4096, 2160), 1024) == (1024, 540)
-    seq = np.arange(5, dtype=np.float32)[:, None, None, None] * np.ones((5, 2, 2, 2), np.float32)
-    r = fields.resample_time(seq, np.array([0.0, 1.5, 4.0, 9.0]))
-    assert np.allclose(r[:, 0, 0, 0], [0.0, 1.5, 4.0, 4.0])
+    z = (np.arange(5) * (1 + 2j))[:, None] * np.ones((5, 3))
+    r = fields.resample_time_complex(z, np.array([0.0, 1.5, 4.0, 9.0]))
+    assert np.allclose(r[:, 0], np.array([0.0, 1.5, 4.0, 4.0]) * (1 + 2j))
 
 
 def test_bad_motion_files_are_refused(tmp_path):
@@ -128,3 +128,20 @@ def test_fast_resize_matches_shared():
     f = np.random.default_rng(3).normal(size=(5, 2, 9, 13)).astype(np.float32)
     for size in ((26, 18), (7, 4), (13, 9)):
         assert np.allclose(fields.resize_field(f, size), sp.resize_field(f, size), atol=1e-5)
+
+
+def test_poke_response_equals_shared_simulation():
+    """Modal coordinates evaluated by the add-on (resized shapes, one GEMM) = shared.modal.simulate."""
+    from shared import modal
+
+    s = _spectral(6, 8)
+    pokes = [{"frame": 3, "x": 4.0, "y": 2.0, "dx": 1.0, "dy": -0.5, "duration": 2},
+             {"frame": 9, "x": 1.0, "y": 4.0, "dx": 0.0, "dy": 1.0, "duration": 3, "kind": "drag"}]
+    ref = modal.simulate(s, FPS, T, pokes, 0, 40, damping=0.1)
+    basis = modal.modes_from_spectral(s, FPS, T)
+    z, _, _ = modal.modal_trajectory(basis, modal.make_dynamics(basis, 0.1), modal.parse_pokes(pokes, basis.size), 40)
+    resp = fields.PokeResponse(z, 100, basis.shapes, (8, 6))
+    assert np.allclose(resp(np.arange(100, 140)), ref, atol=1e-4)
+    assert np.all(resp(np.array([99, 140])) == 0.0)               # outside the simulated range
+    big = fields.PokeResponse(z, 100, basis.shapes, (16, 12))(np.arange(100, 140))
+    assert np.allclose(big, sp.resize_field(ref, (16, 12)), atol=1e-4)
