@@ -221,18 +221,22 @@ def relocate(old_root: str, new_root: str) -> int:
     return copied
 
 
-# The save_pre handler receives the target path, but bpy.data.filepath is still the old one, and Blender
-# rebases relative paths while writing; absolute paths are written as they are. So: before the save, copy the
-# folders and point images at absolute new paths; after it (and after every load) make them relative again by
-# the rule above, which also heals a .blend moved together with its _dynamics folder.
+# The save_pre handler receives the target path, but bpy.data.filepath is still the old one, and on "save
+# as" Blender rebases relative paths from the old folder to the new one; absolute paths are written as they
+# are. So: before a save-as, copy the folders and point images at absolute new paths; before a plain save,
+# at relative ones. After every save and load they are made relative by the rule above, which also heals a
+# .blend moved together with its _dynamics folder.
 
 
 @bpy.app.handlers.persistent
 def on_save_pre(filepath, *_args) -> None:
     if not filepath:
         return
-    relocate(dynamics_root(), dynamics_root(filepath))
-    relink_images(filepath, relative=False)
+    same_file = bool(bpy.data.filepath) and os.path.normcase(os.path.abspath(filepath)) == os.path.normcase(
+        os.path.abspath(bpy.data.filepath))
+    if not same_file:
+        relocate(dynamics_root(), dynamics_root(filepath))
+    relink_images(filepath, relative=same_file)
 
 
 @bpy.app.handlers.persistent

@@ -309,6 +309,7 @@ def scenario_live(workdir: Path, zip_path: str) -> dict:
     blend = workdir / "scene" / "shot.blend"
     blend.parent.mkdir()
     bpy.ops.wm.save_as_mainfile(filepath=str(blend))
+    bpy.ops.wm.save_mainfile()                                   # a plain save after the save-as
     live_img = next(i for i in bpy.data.images if i.get("gid_kind") == "live")
     out["dynamics_next_to_blend"] = (blend.parent / "shot_dynamics" / s.key / "spectral.npz").exists()
     before = _render(bpy, workdir, 12, "before_reload")
