@@ -49,7 +49,7 @@ def test_lite_spectral_equals_full():
 WARP = SynthConfig(size=(128, 80), frames=32, fps=30.0)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [1, 3, 4, 5])  # tree, meadow, candles, porch
 def test_frames_move_exactly_as_motion_says(seed):
     """Frame t sampled at p + F_t(p) reproduces frame 0 at p wherever p's object is still visible there;
     following no motion, or the opposite motion, does clearly worse (so the check is not vacuous)."""
@@ -76,12 +76,11 @@ def test_frames_move_exactly_as_motion_says(seed):
                                                      .astype(np.float32) - img0).mean(-1)[big])
     e = {k: np.concatenate(v) for k, v in err.items()}
     assert e["true"].size > 200
-    print({k: (round(float(np.median(v)), 2), round(float(v.mean()), 2), v.size) for k, v in e.items()})
     assert np.median(e["true"]) < 3.0, np.median(e["true"])
     assert np.percentile(e["true"], 90) < 12.0, np.percentile(e["true"], 90)
-    if e["true_big"].size > 50:
-        assert e["true_big"].mean() < 0.5 * e["zero"].mean(), (e["true_big"].mean(), e["zero"].mean())
-        assert e["true_big"].mean() < 0.5 * e["negated"].mean()
+    assert e["true_big"].size > 50
+    assert e["true_big"].mean() < 0.5 * e["zero"].mean(), (e["true_big"].mean(), e["zero"].mean())
+    assert e["true_big"].mean() < 0.5 * e["negated"].mean()
 
 
 def test_static_background_is_static(full_samples):
