@@ -107,6 +107,7 @@ def test_bake_with_backend(addon_zip, tmp_path):
     assert r["showing"] == "BAKED"
     assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0 and r["bake_still_error"] < 1.0
     assert r["animated_baked"] == 8 and r["animated_bake_grows"]
+    assert r["exr_files"] == 6 and r["exr_still_error"] < 1.0
     # the backend's forward splat and the live backward warp agree up to disocclusion / resampling
     assert r["bake_vs_live"] < 0.15 * r["live_moved"], r
     # killing the backend mid-bake: a clear error, previous frames and material untouched, no temp folders
@@ -447,6 +448,13 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     out["bake_moved"], out["bake_loop"] = _diff(r7, r1), _diff(r25, r1)
     out["bake_still_error"] = _diff(r1, img)
     out["bake_vs_live"], out["live_moved"] = _diff(r7, live7), _diff(live7, img)
+    # half-float EXR bake (linear): frame 1 renders as the still
+    s.bake_format, s.loop_frames = "OPEN_EXR", 6
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    out["exr_files"] = len(list(bake_dir.glob("frame_*.exr")))
+    out["exr_still_error"] = _diff(_render(bpy, workdir, 1, "exr"), img)
+    s.bake_format, s.loop_frames = "PNG", 24
+
     # animated magnitude (0 -> 2 over frames 1..8): scene-range bake, one request per magnitude value
     sc = bpy.context.scene
     sc.frame_end = 8
