@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = Path(__file__).resolve().parent / "weights" / "default"
 SAMPLE = Path(__file__).resolve().parent / "assets" / "sample.jpg"
 MODULE = "bl_ext.user_default.gid_dynamics"
+MARKER = ".gid-demo"
 
 
 def missing_weights() -> list[str]:
@@ -83,9 +84,13 @@ def main(argv: list[str]) -> int:
               "model.safetensors + norm_stats.json).", file=sys.stderr)
         return 1
     out = Path(args.out).resolve()
-    if out.exists():
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():   # never wipe a folder this demo did not make
+            print(f"demo: {out} exists and is not a demo output folder; choose another --out", file=sys.stderr)
+            return 1
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by `python build.py demo`; replaced by the next run\n")
     t_start = time.perf_counter()
     zip_path = build_zip(out)
 

@@ -60,3 +60,10 @@ def test_demo_with_given_motion(tmp_path):
     assert len(frames) == 12
     assert np.abs(frames[6] - frames[0]).mean() > 0.5       # the picture moves
     assert "video:" in proc.stdout and "scene:" in proc.stdout
+    # a folder the demo did not make is never wiped
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "keep.txt").write_text("x")
+    proc = run_demo(["--motion", str(tmp_path / "motion.npz"), "--out", str(other)], timeout=60)
+    assert proc.returncode == 1 and "not a demo output folder" in proc.stderr
+    assert (other / "keep.txt").exists()
