@@ -98,8 +98,6 @@ def disconnect() -> None:
         _client = None
 
 
-
-
 def status_line(info: dict) -> str:
     models = info.get("models", {})
     motion = models.get("motion", {}).get("state", "?")
