@@ -7,7 +7,7 @@ weights, then divide where the weight is non-zero). Both are checked to agree to
 
     python scripts/bench_splat.py [--size 512x288] [--channels 3 64] [--repeats 10] [--threads N]
 
-Prints ms per call and the speed ratio reference/ours (> 1 = ours faster) for the forward pass, and
+Prints ms per call (CPU: process CPU time, best of N; use --threads 1 on a shared machine) and the speed ratio reference/ours (> 1 = ours faster) for the forward pass, and
 forward+backward; frames/s on CUDA when a GPU is present.
 """
 from __future__ import annotations
@@ -67,16 +67,20 @@ def make_inputs(B: int, C: int, H: int, W: int, device: torch.device, seed: int 
 
 
 def timeit(fn, repeats: int, device: torch.device) -> float:
+    """Best of `repeats` in ms. On the CPU this is the process's own CPU time per call (with one thread: what
+    the call costs on a core it has to itself; wall time on a shared, oversubscribed machine mostly measures
+    the other jobs); on CUDA it is wall time after synchronising."""
     fn()
     if device.type == "cuda":
         torch.cuda.synchronize()
+    clock = time.perf_counter if device.type == "cuda" else time.process_time
     best = float("inf")
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         if device.type == "cuda":
             torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best * 1000.0
 
 
