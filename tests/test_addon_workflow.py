@@ -41,8 +41,10 @@ def addon_zip(tmp_path_factory) -> Path:
 
 
 def run_scenario(name: str, workdir: Path, addon_zip: Path, timeout: float = 240.0, env: dict | None = None):
-    workdir.mkdir(parents=True, exist_ok=True)
-    full_env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", **(env or {}))
+    (workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    # TMPDIR: the unsaved-file dynamics folder (tempfile.gettempdir()) lands in the test's own folder
+    full_env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1", TMPDIR=str(workdir / "tmp"),
+                    **(env or {}))
     proc = subprocess.run([PY, __file__, name, str(workdir), str(addon_zip)], capture_output=True, text=True,
                           timeout=timeout, env=full_env, cwd=str(ROOT))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]

@@ -13,8 +13,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_demo(args: list[str], timeout: float = 400.0) -> subprocess.CompletedProcess:
+def run_demo(args: list[str], timeout: float = 400.0, tmp: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    if tmp is not None:  # the unsaved-file dynamics folder goes there, not to the system temp folder
+        tmp.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(tmp)
     return subprocess.run([sys.executable, "-m", "backend.demo", *args], capture_output=True, text=True,
                           timeout=timeout, env=env, cwd=str(ROOT))
 
@@ -25,7 +28,7 @@ def test_demo_names_missing_weights_or_runs(tmp_path):
     missing = demo.missing_weights()
     if not missing:  # weights have landed: the real path (predict) must work, with few diffusion steps
         proc = run_demo(["--out", str(tmp_path / "demo"), "--steps", "2", "--seconds", "0.2", "--scale", "25",
-                         "--samples", "1"], timeout=900)
+                         "--samples", "1"], timeout=900, tmp=tmp_path / "tmp")
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert (tmp_path / "demo" / "demo.mp4").stat().st_size > 1000
         return
@@ -47,7 +50,7 @@ def test_demo_with_given_motion(tmp_path):
     np.savez(tmp_path / "motion.npz", spectral=sp.motion_to_spectral(m), fps=30.0, T=T)
     out = tmp_path / "demo"
     proc = run_demo(["--motion", str(tmp_path / "motion.npz"), "--out", str(out), "--seconds", "0.4",
-                     "--scale", "25", "--samples", "1"])
+                     "--scale", "25", "--samples", "1"], tmp=tmp_path / "tmp")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert (out / "demo.blend").is_file()
     dyn = out / "demo_dynamics" / "sample"
