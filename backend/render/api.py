@@ -27,7 +27,8 @@ from .preview import mean_motion, splat_metric, splat_preview
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / "render"
 MODES = ("ibr", "splat")
 METRIC_SAMPLES = 32          # time samples over one period for W(p) = mean_t ||F_t(p)||
-FRAMES_PER_BATCH = 4         # frames splatted together (amortises per-call overhead, bounds memory)
+FRAMES_PER_BATCH = 4         # frames splatted together (amortises per-call overhead) ...
+PIXELS_PER_BATCH = 1_200_000  # ... but no more pixels than this at once (bounds memory for 2K+ images)
 
 
 def _check_image(image) -> np.ndarray:
@@ -138,11 +139,12 @@ class Renderer:
         disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude, loop_frames)
         image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
 
+        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
         done = 0
-        for start in range(0, n, FRAMES_PER_BATCH):
+        for start in range(0, n, per_batch):
             ctx.check()
-            chunk = times[start:start + FRAMES_PER_BATCH]
-            flow = resize_field_fast(torch.from_numpy(disp_all[start:start + FRAMES_PER_BATCH]).to(dev), (W, H))
+            chunk = times[start:start + per_batch]
+            flow = resize_field_fast(torch.from_numpy(disp_all[start:start + per_batch]).to(dev), (W, H))
             still = flow.flatten(1).abs().amax(dim=1) == 0              # exact I0 for zero displacement
             frames = image_t.expand(len(chunk), -1, -1, -1).clone()
             moving = (~still).nonzero().flatten()
