@@ -123,3 +123,12 @@ def test_resize_field_fast_equals_shared_resize_field(src, dst):
     field = np.random.default_rng(1).normal(size=(3, 2) + src).astype(np.float32)
     fast = resize_field_fast(torch.from_numpy(field), (dst[1], dst[0])).numpy()
     assert np.allclose(fast, resize_field(field, (dst[1], dst[0])), atol=1e-5)
+
+
+def test_full_preset_runs_and_unknown_preset_is_rejected():
+    net = IBRNet(IBRConfig.preset_config("full")).eval()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 24, 40), torch.randn(2, 2, 24, 40), torch.rand(1, 1, 24, 40))
+    assert out.shape == (2, 3, 24, 40)
+    with pytest.raises(ValueError, match="preset"):
+        IBRConfig.preset_config("huge")
