@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
     parser.add_argument("--weights", nargs="+", type=float, default=None,
                         help="sampling weight per --data folder (default: proportional to its size)")
+    parser.add_argument("--initial-samples", type=int, default=300, help="samples encoded before step 0 (-1: only those already in RUN/latents)")
+    parser.add_argument("--scan-samples", type=int, default=20, help="new samples encoded every 50 steps")
     parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps for the validation grid")
 
 
@@ -52,8 +54,11 @@ class LatentCache:
     """Per sample: images (2, h, w, 3) uint8 (original, mirrored), latents (2, K, C, lh, lw) float16."""
 
     def __init__(self, folders: list[str], vae: SpectralVAE, cfg: MotionConfig, stats: NormStats,
-                 max_samples: int, holdout_every: int, split: str, device: torch.device):
+                 max_samples: int, holdout_every: int, split: str, device: torch.device,
+                 disk_cache: Path | None = None):
         self.folders, self.vae, self.cfg, self.stats = folders, vae, cfg, stats
+        self.disk_cache = disk_cache      # latents persist here (per source file), so restarts skip encoding
+        self.cached_only = False          # take only samples already in disk_cache (no encoding)
         self.max_samples, self.holdout_every, self.split, self.device = max_samples, holdout_every, split, device
         self.images: list[np.ndarray] = []
         self.latents: list[np.ndarray] = []
@@ -75,6 +80,17 @@ class LatentCache:
                 if p in self._seen or not self._wanted(i):
                     continue
                 self._seen.add(p)
+                cached = self._cache_path(p, fi)
+                if self.cached_only and (cached is None or not cached.is_file()):
+                    self._seen.discard(p)
+                    continue
+                if cached is not None and cached.is_file() and self.split == "train":
+                    with np.load(cached, allow_pickle=False) as z:
+                        self.images.append(z["images"])
+                        self.latents.append(z["latents"])
+                    self.folder_of.append(fi)
+                    added += 1
+                    continue
                 try:
                     image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
                 except (OSError, ValueError, KeyError) as exc:
@@ -86,11 +102,19 @@ class LatentCache:
                 z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
                 self.images.append(np.stack([image, image_m]))
                 self.latents.append(z.cpu().numpy().astype(np.float16))
+                if cached is not None:
+                    images, latents = self.images[-1], self.latents[-1]
+                    common._atomic(cached, lambda tmp: _savez(tmp, images=images, latents=latents))
                 self.folder_of.append(fi)
                 if self.split == "val":
                     self.spectral.append(spectral)
                 added += 1
         return added
+
+    def _cache_path(self, p: Path, folder_index: int) -> Path | None:
+        if self.disk_cache is None:
+            return None
+        return self.disk_cache / f"{folder_index}_{Path(self.folders[folder_index]).name}_{p.stem}.npz"
 
     def vae_latent_shape(self) -> tuple[int, int, int]:
         w, h = self.cfg.latent_size
@@ -107,6 +131,11 @@ class LatentCache:
         w = np.array([weights[f] for f in present], float)
         f = present[rng.choice(len(present), p=w / w.sum())]
         return int(rng.choice(np.flatnonzero(folder_of == f)))
+
+
+def _savez(path: str, **arrays) -> None:
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def image_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
@@ -190,9 +219,14 @@ def run(args: argparse.Namespace) -> int:
     scaler = common.make_scaler(device)
     scheduler = training_scheduler(cfg)
 
-    train = LatentCache(args.data, vae, cfg, stats, max_samples, args.holdout_every, "train", device)
+    train = LatentCache(args.data, vae, cfg, stats, max_samples, args.holdout_every, "train", device,
+                        disk_cache=run_dir / "latents")
     val = LatentCache(args.data, vae, cfg, stats, 8, args.holdout_every, "val", device)
-    train.scan(limit=300)
+    if args.initial_samples < 0:       # stage 2 on exactly what stage 1 encoded
+        train.cached_only = True
+        train.scan()
+    else:
+        train.scan(limit=args.initial_samples)
     val.scan()
     print(f"latent cache: {len(train)} train, {len(val)} val samples", flush=True)
     rng = np.random.default_rng(args.seed * 1000 + step + dist.rank)
@@ -200,11 +234,12 @@ def run(args: argparse.Namespace) -> int:
     bar = common.progress(steps, step, f"ldm stage {stage}", dist.main)
     t0 = time.time()
     losses: list[float] = []
-    while step < steps:
-        if step % 100 == 0 and len(train) < max_samples:
-            train.scan(limit=60)
+    clock = common.TrainClock(steps, step, args.time_limit)
+    while not clock.done(step):
+        if step % 50 == 0 and step and len(train) < max_samples:
+            train.scan(limit=args.scan_samples)     # the data folders may still be growing
         for g in opt.param_groups:
-            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps)
+            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps, progress=clock.fraction(step))
         z0, k, images, vol = make_batch(train, stage, batch, rng, args.weights, device)
         with common.autocast(device):
             loss = diffusion_loss(model, scheduler, cfg, z0, k, images, vol, rng_t)
@@ -219,9 +254,9 @@ def run(args: argparse.Namespace) -> int:
         losses.append(float(loss))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", n=len(train))
-        if dist.main and (step % cfg.checkpoint_every == 0 or step == steps):
+        if dist.main and (step % cfg.checkpoint_every == 0 or clock.done(step)):
             save_unet(stage_dir, unet, ema, opt, step, cfg, stats)
-        if dist.main and (step % eval_every == 0 or step == steps):
+        if dist.main and (step % eval_every == 0 or clock.done(step)):
             record = evaluate(ema, vae, val, scheduler, cfg, stats, stage, stage_dir, step, device,
                               args.sample_steps)
             record.update(step=step, train_loss=float(np.mean(losses[-eval_every:])), samples=len(train),

@@ -35,6 +35,10 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-samples", type=int, default=None, help="cap on training samples held in memory")
     parser.add_argument("--min-samples", type=int, default=32, help="wait until the data folders hold this many")
     parser.add_argument("--eval-every", type=int, default=None)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=JSON",
+                        help="override preset fields for a new run, e.g. work_size=[64,32] unet_channels=[16,32]")
+    parser.add_argument("--time-limit", type=float, default=None,
+                        help="minutes of wall time: stop then (LR decay follows the budget), checkpoint kept")
     parser.add_argument("--holdout-every", type=int, default=50, help="every n-th sample is validation")
 
 
@@ -54,12 +58,33 @@ def wait_for_data(folders: list[str], n: int, max_wait_s: float = 3600) -> None:
         time.sleep(20)
 
 
-def resolve_config(run: Path, preset: str) -> MotionConfig:
-    """The run's config.json wins (resume); otherwise the preset's, saved into the run."""
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs KEY=VALUE, got {item!r}")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def resolve_config(run: Path, preset: str, overrides: list[str] | None = None) -> MotionConfig:
+    """The run's config.json wins (resume); otherwise the preset's (+ --set overrides), saved into the run."""
     path = run / "config.json"
     if path.is_file():
         return MotionConfig.load(path)
     cfg = get_preset(preset)
+    if overrides:
+        d = cfg.to_dict()
+        changes = parse_overrides(overrides)
+        unknown = set(changes) - set(d)
+        if unknown:
+            raise ValueError(f"--set: unknown config fields {sorted(unknown)}")
+        d.update(changes)
+        cfg = MotionConfig.from_dict(d)
     cfg.save(path)
     return cfg
 
@@ -105,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out)
     stage_dir = run_dir / "vae"
     wait_for_data(args.data, args.min_samples)
-    cfg = resolve_config(run_dir, args.preset)
+    cfg = resolve_config(run_dir, args.preset, args.set)
     stats = ensure_norm_stats(run_dir, args.data, cfg)
     steps = args.steps or cfg.vae_steps
     batch = args.batch or cfg.vae_batch
@@ -133,11 +158,12 @@ def run(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed * 1000 + step + dist.rank)
     bar = common.progress(steps, step, "vae", dist.main)
     t0 = time.time()
-    while step < steps:
+    clock = common.TrainClock(steps, step, args.time_limit)
+    while not clock.done(step):
         if step % 200 == 0 and len(train) < max_samples:
             train.scan(limit=100)
         for g in opt.param_groups:
-            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps)
+            g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps, progress=clock.fraction(step))
         x = random_slices(train, batch, cfg.vae_crop, rng).to(device)
         with common.autocast(device):
             loss, parts = vae_loss(common.unwrap(ddp) if dist.world == 1 else ddp.module, x)
@@ -150,11 +176,11 @@ def run(args: argparse.Namespace) -> int:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))
-        if dist.main and (step % cfg.checkpoint_every == 0 or step == steps):
+        if dist.main and (step % cfg.checkpoint_every == 0 or clock.done(step)):
             save_vae(stage_dir, model, opt, step, cfg, stats)
-        if dist.main and (step % eval_every == 0 or step == steps):
+        if dist.main and (step % eval_every == 0 or clock.done(step)):
             record = evaluate_vae(model, val, stats, cfg, stage_dir, step, device)
-            record.update(step=step, train_loss=float(loss), samples=len(train), wall_s=time.time() - t0, **parts)
+            record.update(step=step, train_loss=loss.item(), samples=len(train), wall_s=time.time() - t0, **parts)
             common.append_log(stage_dir / "log.jsonl", record)
             bar.write(json.dumps(record))
     bar.close()

@@ -65,4 +65,4 @@ def vae_loss(model: SpectralVAE, x: torch.Tensor, weight: torch.Tensor | None = 
     grad = gradient_loss(recon, x, model.config.vae_gradient_scales)
     kl = dist.kl().mean() / x[0].numel()
     loss = w_l1 * l1 + w_grad * grad + w_kl * kl
-    return loss, {"l1": float(l1), "grad": float(grad), "kl": float(kl)}
+    return loss, {"l1": l1.item(), "grad": grad.item(), "kl": kl.item()}

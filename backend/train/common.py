@@ -95,12 +95,39 @@ def append_log(path: Path, record: dict) -> None:
 
 
 # ------------------------------------------------------------------ LR schedule
-def lr_at(step: int, base_lr: float, total: int, warmup: int, floor: float = 0.1) -> float:
-    """Linear warm-up then cosine decay to floor * base_lr; depends only on the step (resume-safe)."""
+def lr_at(step: int, base_lr: float, total: int, warmup: int, floor: float = 0.1,
+          progress: float | None = None) -> float:
+    """Linear warm-up then cosine decay to floor * base_lr over `total` steps (depends only on the step), or
+    over `progress` in [0, 1] when a wall-clock budget drives the run (see TrainClock)."""
     if step < warmup:
         return base_lr * (step + 1) / warmup
     p = min(1.0, (step - warmup) / max(1, total - warmup))
+    if progress is not None:
+        p = min(1.0, max(p, progress))
     return base_lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+class TrainClock:
+    """Progress of a run that ends at `steps` or after `minutes` of wall time, whichever comes first.
+
+    With a time budget the LR schedule follows the larger of the two fractions, so the cosine decay completes
+    when the budget does (needed on shared 2-core machines where the step rate is unknown in advance).
+    """
+
+    def __init__(self, steps: int, start_step: int, minutes: float | None):
+        import time
+        self.steps, self.start_step, self.minutes = steps, start_step, minutes
+        self.t0 = time.time()
+
+    def fraction(self, step: int) -> float | None:
+        import time
+        if not self.minutes:
+            return None
+        return (time.time() - self.t0) / (60 * self.minutes)
+
+    def done(self, step: int) -> bool:
+        f = self.fraction(step)
+        return step >= self.steps or (f is not None and f >= 1.0)
 
 
 # ------------------------------------------------------------------ distributed / device

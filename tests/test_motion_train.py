@@ -1,0 +1,65 @@
+"""`gid train vae|ldm|ldm-freq` end to end on a tiny data set: outputs, resume, freezing, predictor loading."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from backend.cli import main
+from backend.train.common import TrainClock, load_state, lr_at, safetensors_keys
+from tests.motion_fixtures import write_dataset
+
+SET = ["work_size=[32,16]", "vae_channels=[8,8]", "unet_channels=[16,32]", "unet_groups=8",
+       "image_encoder_channels=[8]", "cond_channels=8", "freq_attention_heads=2", "freq_attention_levels=[1]",
+       "vae_crop=[16,16]", "checkpoint_every=2", "sample_steps=2", "warmup_steps=1"]
+
+
+def test_lr_schedule_and_clock():
+    assert lr_at(0, 1.0, 100, 10) == pytest.approx(0.1)
+    assert lr_at(10, 1.0, 100, 10) == pytest.approx(1.0)
+    assert lr_at(100, 1.0, 100, 10) == pytest.approx(0.1)
+    assert lr_at(20, 1.0, 100, 10, progress=1.0) == pytest.approx(0.1)
+    clock = TrainClock(5, 0, None)
+    assert not clock.done(4) and clock.done(5) and clock.fraction(3) is None
+
+
+def test_three_stages_resume_and_predict(tmp_path):
+    data = write_dataset(tmp_path / "data", 12, size=(64, 32))
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4",
+              "--holdout-every", "6"]
+    assert main(["train", "vae", *common, "--steps", "2", "--batch", "4", "--eval-every", "2", "--set", *SET]) == 0
+    for name in ("config.json", "norm_stats.json", "model.safetensors", "state.pt", "log.jsonl"):
+        assert (run / "vae" / name).is_file()
+    assert list((run / "vae" / "samples").glob("*.png"))
+    assert main(["train", "vae", *common, "--steps", "3", "--batch", "4", "--eval-every", "5"]) == 0   # resumes
+    assert load_state(run / "vae" / "state.pt")["step"] == 3
+
+    assert main(["train", "ldm", *common, "--steps", "2", "--batch", "4", "--eval-every", "2",
+                 "--sample-steps", "1"]) == 0
+    record = json.loads((run / "ldm" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["val_loss"]) and -1 <= record["val_energy_corr"] <= 1
+    assert main(["train", "ldm-freq", *common, "--steps", "2", "--batch", "1", "--eval-every", "5"]) == 0
+    keys = safetensors_keys(run / "ldm_freq" / "model.safetensors")
+    assert any(k.startswith("freq_attn_up.1") for k in keys)
+
+    # stage 2 trained only the frequency attention: every other weight equals stage 1's
+    from safetensors.torch import load_file
+    s1, s2 = load_file(run / "ldm" / "model.safetensors"), load_file(run / "ldm_freq" / "model.safetensors")
+    for k, v in s1.items():
+        np.testing.assert_array_equal(v.numpy(), s2[k].numpy())
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(run / "vae", ckpt / "vae")
+    shutil.copytree(run / "ldm_freq", ckpt / "ldm")
+    from backend.motion.predictor import MotionPredictor
+    pred = MotionPredictor.load(ckpt, device="cpu").predict(np.zeros((32, 64, 3), np.uint8), steps=1)
+    assert pred.spectral.shape == (1, 16, 4, 16, 32)
+
+
+def test_stage2_without_stage1_fails_clearly(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", 4, size=(64, 32))
+    rc = main(["train", "ldm", "--data", str(data), "--out", str(tmp_path / "run"), "--min-samples", "1"])
+    assert rc == 1 and "gid train vae" in capsys.readouterr().err
