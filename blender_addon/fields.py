@@ -55,7 +55,7 @@ class Ambient:
 
     Built once per apply: the loop (`shared.spectral.make_loop`, the same call `displacement_for_frames`
     makes) or the clip's own terms are computed at the volume's own grid, and their complex coefficients are
-    resized to `size` with `resize_field`. Evaluation and resizing are both linear, so this equals evaluating
+    resized to `size` with `sp.resize_field`. Evaluation and resizing are both linear, so this equals evaluating
     at the grid and resizing every frame (what the backend's renderer does), at a fraction of the cost.
     """
 
@@ -76,8 +76,8 @@ class Ambient:
         m = len(coeffs)
         self.shape = (2, size[1], size[0])
         # real and imaginary parts as contiguous float32 matrices (M, 2*H*W): one GEMM each per chunk
-        self.re = resize_field(coeffs.real.astype(np.float32), size).reshape(m, -1) if m else None
-        self.im = resize_field(coeffs.imag.astype(np.float32), size).reshape(m, -1) if m else None
+        self.re = sp.resize_field(coeffs.real.astype(np.float32), size).reshape(m, -1) if m else None
+        self.im = sp.resize_field(coeffs.imag.astype(np.float32), size).reshape(m, -1) if m else None
         # an exact loop repeats every loop_frames: evaluate one period once when the plan is longer
         self._period = None
         if plan.loop_frames > 0 and not plan.speed_animated and plan.count > plan.loop_frames and m:
@@ -116,8 +116,8 @@ class PokeResponse:
         self.first = int(first_frame)
         m = shapes.shape[0]
         self.shape = (2, size[1], size[0])
-        re = resize_field(shapes.real.astype(np.float32), size).reshape(m, -1)
-        im = resize_field(shapes.imag.astype(np.float32), size).reshape(m, -1)
+        re = sp.resize_field(shapes.real.astype(np.float32), size).reshape(m, -1)
+        im = sp.resize_field(shapes.imag.astype(np.float32), size).reshape(m, -1)
         self.right = np.concatenate([re, im], axis=0)                     # (2M, 2*H*W)
 
     @property
@@ -142,27 +142,6 @@ def resample_time_complex(z: np.ndarray, times: np.ndarray) -> np.ndarray:
     i1 = np.minimum(i0 + 1, m - 1)
     a = (t - i0)[:, None]
     return z[i0] * (1.0 - a) + z[i1] * a
-
-
-def resize_field(field: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """`shared.spectral.resize_field` (same filter weights, same result) as two large GEMMs instead of
-    a batched matmul per plane: (..., 2, h, w) -> (..., 2, H, W), vectors rescaled."""
-    f = np.ascontiguousarray(field, dtype=np.float32)
-    h, w = f.shape[-2:]
-    w_out, h_out = int(size[0]), int(size[1])
-    if (h, w) == (h_out, w_out):
-        return f.copy()
-    lead = f.shape[:-2]
-    n = int(np.prod(lead))
-    rx = sp._linear_weights(w, w_out).astype(np.float32)          # (W, w)
-    ry = sp._linear_weights(h, h_out).astype(np.float32)          # (H, h)
-    x = f.reshape(n * h, w) @ rx.T                                # (n*h, W)
-    x = x.reshape(n, h, w_out).transpose(1, 0, 2).reshape(h, n * w_out)
-    y = (ry @ x).reshape(h_out, n, w_out).transpose(1, 0, 2)      # (n, H, W)
-    out = np.ascontiguousarray(y).reshape(lead + (h_out, w_out))
-    out[..., 0, :, :] *= w_out / w
-    out[..., 1, :, :] *= h_out / h
-    return out
 
 
 def ambient(spectral: np.ndarray, T: int, fps: float, scene_fps: float, plan: Plan, index: slice) -> np.ndarray:

@@ -124,12 +124,6 @@ def test_ambient_at_image_size_equals_grid_evaluation_resized(loop_frames):
     assert np.allclose(amb, ref, atol=1e-4)
 
 
-def test_fast_resize_matches_shared():
-    f = np.random.default_rng(3).normal(size=(5, 2, 9, 13)).astype(np.float32)
-    for size in ((26, 18), (7, 4), (13, 9)):
-        assert np.allclose(fields.resize_field(f, size), sp.resize_field(f, size), atol=1e-5)
-
-
 def test_poke_response_equals_shared_simulation():
     """Modal coordinates evaluated by the add-on (resized shapes, one GEMM) = shared.modal.simulate."""
     from shared import modal

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from shared.spectral import _linear_weights, resize_field, resize_planes
+from shared.spectral import resample_spectral, resize_field, resize_planes
 
 from .samples import list_samples, load_sample
 
@@ -62,25 +62,6 @@ def _resize_mask(mask: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if mask.shape[1] == size[0] and mask.shape[0] == size[1]:
         return mask
     return cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
-
-
-def resample_volume(spec: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Same result as shared.spectral.resample_spectral for one (K, 4, h, w) volume, with two plain 2D GEMMs.
-
-    numpy's stacked matmul (resample_spectral) is ~10x slower on a busy multi-threaded BLAS; a data loader
-    calls this for every item.
-    """
-    K, C, h, w = spec.shape
-    W, H = size
-    rx = _linear_weights(w, W).astype(np.float32)
-    ry = _linear_weights(h, H).astype(np.float32)
-    x = np.ascontiguousarray(spec, dtype=np.float32).reshape(-1, w) @ rx.T              # (K*C*h, W)
-    x = x.reshape(K * C, h, W).transpose(1, 0, 2).reshape(h, K * C * W)
-    y = (ry @ x).reshape(H, K, C, W).transpose(1, 2, 0, 3)                               # (K, C, H, W)
-    y = np.ascontiguousarray(y)
-    y[:, 0:2] *= W / w
-    y[:, 2:4] *= H / h
-    return y
 
 
 def _to_image_tensor(img: np.ndarray) -> torch.Tensor:
@@ -122,7 +103,7 @@ class SpectralDataset(Dataset):
             spec = spec[..., y0:y0 + ch, x0:x0 + cw]
             valid = valid[y0:y0 + ch, x0:x0 + cw]
         if spec.shape[-1] != out_size[0] or spec.shape[-2] != out_size[1]:
-            spec = resample_volume(spec, out_size)
+            spec = resample_spectral(spec, out_size)
         return {
             "image": _to_image_tensor(_resize_image(np.ascontiguousarray(img), out_size)),
             "spectral": torch.from_numpy(np.ascontiguousarray(spec, dtype=np.float32)),
