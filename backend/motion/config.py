@@ -24,6 +24,7 @@ class MotionConfig:
     vae_channels: tuple[int, ...] = (16, 32, 64)
     vae_layers_per_block: int = 1
     vae_mid_attention: bool = False
+    vae_shortcut: bool = True                        # pooled/upsampled identity paths (see vae.py)
     latent_channels: int = 4
     vae_loss_weights: tuple[float, float, float] = (1.0, 0.2, 1e-6)   # L1, multi-scale gradient, KL (SPEC 3)
     vae_gradient_scales: int = 3

@@ -220,7 +220,7 @@ def evaluate_vae(model: SpectralVAE, val: SampleCache, stats: NormStats, cfg: Mo
     l1s, pairs, images = [], [], []
     for i in range(len(val)):
         x = torch.from_numpy(val.spectral[i].astype(np.float32)).to(device)     # (K, 4, H, W)
-        recon = model.ae.decode(model.ae.encode(x).latent_dist.mean).sample
+        recon = model._decode_raw(model.posterior(x).mean)
         l1s.append(float((recon - x).abs().mean()))
         if len(pairs) < 4:
             true = denormalize(x.cpu().numpy(), stats)

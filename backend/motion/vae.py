@@ -2,12 +2,19 @@
 
 diffusers' AutoencoderKL blocks; losses L1 + multi-scale gradient consistency + KL with weights (1, 0.2, 1e-6).
 Shapes: slices (N, 4, H, W) -> latents (N, latent_channels, H / f, W / f), f = config.vae_factor.
+
+Non-parametric shortcuts (config.vae_shortcut, as in DC-AE's space-to-channel shortcuts): the latent mean is
+avg_pool(x) + learned residual, the decoder output is upsample(z) + learned residual, and both learned
+residuals start at zero. Why: the slices are sparse (static background = 0) and signed; with L1 a plain
+autoencoder first sits in the "predict 0" minimum, which on 2 CPU cores it did not leave within the time
+budget. With the shortcuts it starts as a low-pass reconstruction and learns the detail.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from diffusers import AutoencoderKL
+from diffusers.models.autoencoders.vae import DiagonalGaussianDistribution
 
 from .config import MotionConfig
 
@@ -24,22 +31,47 @@ class SpectralVAE(torch.nn.Module):
             norm_num_groups=min(16, config.vae_channels[0]), mid_block_add_attention=config.vae_mid_attention)
         # Latents are divided by this before diffusion so they have unit std (set from data after training).
         self.register_buffer("latent_scale", torch.ones(()))
+        self.shortcut = config.vae_shortcut
+        if self.shortcut:
+            if config.latent_channels != 4:
+                raise ValueError(f"vae_shortcut needs latent_channels == 4 (the slice's channels), "
+                                 f"got {config.latent_channels}")
+            c = config.latent_channels
+            with torch.no_grad():
+                self.ae.quant_conv.weight.zero_()
+                self.ae.quant_conv.bias.zero_()
+                self.ae.quant_conv.bias[c:] = -8.0          # small initial posterior std
+                self.ae.decoder.conv_out.weight.zero_()
+                self.ae.decoder.conv_out.bias.zero_()
+
+    def posterior(self, x: torch.Tensor) -> DiagonalGaussianDistribution:
+        moments = self.ae.quant_conv(self.ae.encoder(x))
+        if self.shortcut:
+            c = moments.shape[1] // 2
+            moments = torch.cat([moments[:, :c] + F.avg_pool2d(x, self.config.vae_factor), moments[:, c:]], 1)
+        return DiagonalGaussianDistribution(moments)
+
+    def _decode_raw(self, z: torch.Tensor) -> torch.Tensor:
+        out = self.ae.decode(z).sample
+        if self.shortcut:
+            out = out + F.interpolate(z, scale_factor=self.config.vae_factor, mode="bilinear",
+                                      align_corners=False)
+        return out
 
     def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None
                ) -> torch.Tensor:
         """(N, 4, H, W) normalised slices -> (N, C, h, w) latents divided by latent_scale."""
-        dist = self.ae.encode(x).latent_dist
+        dist = self.posterior(x)
         z = dist.sample(generator) if sample else dist.mean
         return z / self.latent_scale
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """(N, C, h, w) scaled latents -> (N, 4, H, W) normalised slices."""
-        return self.ae.decode(z * self.latent_scale).sample
+        return self._decode_raw(z * self.latent_scale)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None):
-        dist = self.ae.encode(x).latent_dist
-        z = dist.sample(generator)
-        return self.ae.decode(z).sample, dist
+        dist = self.posterior(x)
+        return self._decode_raw(dist.sample(generator)), dist
 
 
 def gradient_loss(pred: torch.Tensor, target: torch.Tensor, scales: int) -> torch.Tensor:
