@@ -116,10 +116,12 @@ class IBRNet(nn.Module):
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
         os.close(fd)
         save_file(state, tmp)
+        os.chmod(tmp, 0o644)                     # mkstemp makes 0600; weights are meant to be shared
         os.replace(tmp, d / "model.safetensors")
         fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             json.dump(asdict(self.config), fh, indent=2)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, d / "config.json")
 
     @classmethod
