@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if hasattr(args, "parse_rest"):      # a command that parses its own arguments lazily (gid train KIND)
+        args = args.parse_rest(args, rest)
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

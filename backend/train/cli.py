@@ -22,22 +22,22 @@ def _load(kind: str):
         raise
 
 
-def _missing(exc: Exception):
-    def fail(args) -> int:
-        raise exc
-    return fail
+def _parse_trainer_args(args: argparse.Namespace, rest: list[str]) -> argparse.Namespace:
+    """Import the trainer only now (it pulls in torch and diffusers) and parse its own arguments."""
+    module = _load(args.kind)
+    parser = argparse.ArgumentParser(prog=f"gid train {args.kind}")
+    module.add_arguments(parser)
+    parsed = parser.parse_args(rest)
+    parsed.command, parsed.kind = args.command, args.kind
+    parsed.func = module.run
+    return parsed
 
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a model (vae, ldm, ldm-freq, render)")
     kinds = parser.add_subparsers(dest="kind", required=True)
     for kind in TRAINERS:
-        sub = kinds.add_parser(kind, help=f"train {kind}")
-        try:
-            module = _load(kind)
-        except RuntimeError as exc:
-            sub.set_defaults(func=_missing(exc))
-            sub.add_argument("rest", nargs=argparse.REMAINDER)
-            continue
-        module.add_arguments(sub)
-        sub.set_defaults(func=lambda args, m=module: m.run(args))
+        # add_help=False: `gid train KIND --help` reaches the trainer's own parser, built lazily so that
+        # `gid --help` and the other commands start without importing torch and diffusers.
+        sub = kinds.add_parser(kind, help=f"train {kind} (see gid train {kind} --help)", add_help=False)
+        sub.set_defaults(parse_rest=_parse_trainer_args)
