@@ -6,6 +6,7 @@ and background mode call `run_blocking(task)` instead (timers never fire there).
 """
 from __future__ import annotations
 
+import abc
 import os
 import time
 
@@ -109,7 +110,7 @@ def status_line(info: dict) -> str:
 # tasks
 
 
-class Task:
+class Task(abc.ABC):
     """A user action driven by backend replies. Subclasses submit requests and implement `on_job_done`.
 
     finished/ok/message tell how it ended; `cancel()` stops it at the backend and locally.
@@ -125,8 +126,9 @@ class Task:
         self.progress = 0.0
         self.stage = ""
 
+    @abc.abstractmethod
     def start(self, cl: BackendClient) -> None:
-        raise NotImplementedError
+        """Send the task's first request(s) through `self.submit`."""
 
     def submit(self, cl: BackendClient, op: str, args: dict, idle_timeout: float | None = None) -> None:
         self.job = cl.submit(op, args, on_progress=self._on_progress, on_done=self._on_done,
@@ -150,8 +152,9 @@ class Task:
         except Exception as exc:  # report any failure, clean up, never leave the UI busy
             self.fail(str(exc))
 
+    @abc.abstractmethod
     def on_job_done(self, job) -> None:
-        raise NotImplementedError
+        """Use the finished job's result; end with `succeed` or `fail`."""
 
     def succeed(self, message: str) -> None:
         self.finished, self.ok, self.message = True, True, message
@@ -208,7 +211,7 @@ class TaskOperatorMixin:
     timeout: bpy.props.FloatProperty(name="Timeout", default=3600.0, min=1.0, options={"SKIP_SAVE"})
 
     def make_task(self, context) -> Task:
-        raise NotImplementedError
+        raise TypeError(f"{type(self).__name__} must define make_task(context) -> Task")
 
     def execute(self, context):
         try:
