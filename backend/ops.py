@@ -10,7 +10,9 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
     predict   {image: uint8 (H,W,3), seed=0, samples=1 (1..16), steps? (1..1000), loop=false, guidance?}
               -> {spectral: float16 (N,K,4,h,w), fps, T, size: [W,H]}
     render    {image: uint8 (H,W,3), spectral: float16|float32 (K,4,h,w), fps, T, times: float32 (n,) scene
-               frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat"}
+               frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat",
+               displacement? float16|float32 (n,2,h',w') pixels of its own grid, relative to frame 0, one per
+               time: rendered instead of evaluating `spectral` (which then only sets the splat metric)}
               -> {frames: uint8 (n,H,W,3)}    (n*H*W*3 bounded: ask in chunks of `times`)
     simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1,
                kind="push"|"drag"}] (pixels of the spectral grid, clip frames), start=0, count (1..10000),
@@ -222,12 +224,30 @@ def validate_render(raw: dict, limits: OpLimits) -> dict:
         "magnitude": a.number("magnitude", 1.0, lo=-1000.0, hi=1000.0),
         "loop_frames": a.integer("loop_frames", 0, lo=0, hi=10_000_000),
         "mode": a.choice("mode", ("ibr", "splat"), "ibr"),
+        "displacement": _render_displacement(a, limits, len(times)),
     }
     a.finish()
     h, w = image.shape[:2]
     _reply_bound(a, limits, len(times) * h * w * 3, f"{len(times)} frames of {w}x{h}",
                  "ask for fewer `times` per request (in chunks)")
     return out
+
+
+def _render_displacement(a: Args, limits: OpLimits, n: int) -> np.ndarray | None:
+    """Optional per-frame fields (n, 2, h, w), one per entry of `times`; None when absent."""
+    if a._get("displacement", None) is None:
+        return None
+    d = a.array("displacement", ("float16", "float32"), 4)
+    m, c, h, w = d.shape
+    if m != n or c != 2 or h < 1 or w < 1:
+        raise _bad(a.op, f"'displacement' must be (n, 2, h, w) with n = len(times) = {n} and h, w >= 1, "
+                         f"got shape {list(d.shape)}")
+    if h * w > limits.max_pixels:
+        raise _bad(a.op, f"'displacement' grid of {w}x{h} exceeds the server's limit of {limits.max_pixels} "
+                         "pixels", TOO_LARGE)
+    if np.abs(d.astype(np.float32)).max() > 1e6:
+        raise _bad(a.op, "'displacement' must be at most 1e6 pixels in magnitude")
+    return d
 
 
 def _times(a: Args, limits: OpLimits) -> np.ndarray:
@@ -443,7 +463,8 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
     frames = renderer.render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
                              args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
                              magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
-                             ctx=ctx)
+                             ctx=ctx, displacement=None if args["displacement"] is None
+                             else args["displacement"].astype(np.float32))
     frames = np.asarray(frames)
     h, w = args["image"].shape[:2]
     if frames.dtype != np.uint8 or frames.shape != (len(args["times"]), h, w, 3):

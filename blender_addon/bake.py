@@ -3,6 +3,8 @@
 Frames arrive in chunks (one `render` request per chunk); they are written into a temporary sibling folder and
 swapped in place of `<object dir>/bake/` only when every frame is there. A cancelled or failed bake (backend
 gone, error) deletes the temporary folder: the previous frames and the material stay as they were.
+With baked pokes (or animated direction / bias), each request also carries the live path's displacement fields
+for its frames (`fields.controlled` at the spectral grid), so the baked frames move exactly like the live ones.
 """
 from __future__ import annotations
 
@@ -54,20 +56,28 @@ class BakeTask(connection.Task):
         # speed, magnitude and the loop travel as render arguments. Without a mask the volume goes at its own
         # grid (the renderer resamples it; sending it at image size only costs time); with a mask, at the
         # image's size (at most MASK_GRID_WIDTH wide) so frozen regions keep crisp edges.
-        spec = motion.variation(s.variation)
+        raw = motion.variation(s.variation)
         mask_size = size if size[0] <= MASK_GRID_WIDTH else (
             MASK_GRID_WIDTH, max(1, round(size[1] * MASK_GRID_WIDTH / size[0])))
         mask = displacement.build_mask(obj, mask_size)
-        if mask is not None:
-            spec = sp.resample_spectral(spec, mask_size) * mask[None, None]
+        spec = raw if mask is None else sp.resample_spectral(raw, mask_size) * mask[None, None]
         spec = fields.apply_direction_spectral(spec, s.direction, s.direction_bias)
         self.spectral = spec.astype(np.float32)
         self.fps, self.T = motion.fps, motion.T
         self.scene_fps = scene.render.fps / scene.render.fps_base
         # The same frames and control values as the live path (loop, or the scene range when a control is
-        # animated). Animated magnitude: one request per run of equal values; animated speed: the integrated
-        # time (tau) is sent with speed 1, exactly as the live path evaluates it.
-        plan = displacement.make_plan(obj, scene)
+        # animated or pokes are baked). Animated magnitude: one request per run of equal values; animated
+        # speed: the integrated time (tau) is sent with speed 1, exactly as the live path evaluates it.
+        grid = (spec.shape[-1], spec.shape[-2])
+        pokes = displacement.load_pokes(obj, motion, grid)
+        plan = displacement.make_plan(obj, scene, None if pokes is None else (pokes.first, pokes.last_frame))
+        # Pokes and per-frame direction / bias (and the Ambient / Pokes weights that come with pokes) are not
+        # a function of the volume: then every request carries the live path's own fields
+        # (`fields.controlled`) at the grid, and the volume only sets the renderer's splat metric.
+        self.plan, self.mask, self.pokes = plan, mask, pokes
+        self.ambient = None
+        if pokes is not None or np.ptp(plan.direction) > 0 or np.ptp(plan.bias) > 0:
+            self.ambient = fields.Ambient(raw, motion.T, motion.fps, self.scene_fps, plan, grid)
         self.frames, self.cyclic, self.start_frame = plan.frames, plan.cyclic, plan.start
         self.loop_frames = plan.loop_frames
         self.times = (plan.tau if plan.speed_animated else (plan.frames - plan.start)).astype(np.float32)
@@ -99,10 +109,20 @@ class BakeTask(connection.Task):
     def _request_next(self) -> None:
         a, b = self.next_index, self._chunk_end()
         self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
-        self.submit(self.client, "render", {
+        args = {
             "image": self.image, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
             "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,
-            "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode})
+            "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode}
+        if self.ambient is not None:
+            args["displacement"] = self.live_fields(slice(a, b)).astype(np.float16)
+        self.submit(self.client, "render", args)
+
+    def live_fields(self, index: slice) -> np.ndarray:
+        """(n, 2, h, w) float32 displacement of plan frames [index] at the grid: the live path's fields."""
+        plan = self.plan
+        poke_fields = self.pokes(plan.frames[index]) if self.pokes is not None else None
+        return fields.controlled(self.ambient, self.T, self.fps, self.scene_fps, plan, index, self.mask,
+                                 poke_fields)
 
     def overall(self, done: float) -> float:
         n = len(self.frames)

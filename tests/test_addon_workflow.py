@@ -110,6 +110,11 @@ def test_bake_with_backend(addon_zip, tmp_path):
     assert r["bake_moved"] > 1.0 and r["bake_loop"] == 0.0 and r["bake_still_error"] < 1.0
     assert r["animated_baked"] == 8 and r["animated_bake_grows"]
     assert r["exr_files"] == 6 and r["exr_still_error"] < 1.0
+    # pokes reach the bake: before the poke (frame 12) the frames are the ambient-only bake's (up to the
+    # float16 fields the add-on sends: a rare 1-level rounding flip), after it they move on top
+    assert r["poke_bake_frames"] == [24, 24], r
+    assert r["poke_before_max"] <= 1 and r["poke_before_mean"] < 0.01, r
+    assert r["poke_after_mean"] > 1.0, r
     # the backend's forward splat and the live backward warp agree up to disocclusion / resampling
     assert r["bake_vs_live"] < 0.15 * r["live_moved"], r
     # killing the backend mid-bake: a clear error, previous frames and material untouched, no temp folders
@@ -470,6 +475,31 @@ def scenario_bake(workdir: Path, zip_path: str) -> dict:
     out["animated_bake_grows"] = m7 > 1.5 * m3
     ob.animation_data_clear()
     s.magnitude = 1.0
+
+    # a keyframed poke reaches the baked frames: the same as the ambient-only bake before it, moved after it
+    from PIL import Image
+
+    def baked_frames() -> np.ndarray:
+        return np.stack([np.asarray(Image.open(f).convert("RGB")).astype(np.int16)
+                         for f in sorted(bake_dir.glob("frame_*.png"))])
+
+    sc.frame_end = 24
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    ambient_only = baked_frames()
+    assert "FINISHED" in bpy.ops.gid.add_poke(uv=(0.5, 0.5), frame=12, strength=4.0, direction=0.3)
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.bake_pokes()
+    assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+    poked = baked_frames()
+    out["poke_bake_frames"] = [len(ambient_only), len(poked)]
+    gap = np.abs(poked - ambient_only).reshape(len(poked), -1)      # file k = scene frame k in both
+    out["poke_before_max"] = int(gap[:11].max())                    # scene frames 1..11
+    out["poke_before_mean"] = float(gap[:11].mean())
+    out["poke_after_mean"] = float(gap[12:20].mean())              # scene frames 13..20
+    for o in [o for o in ob.children if o.get("gid_poke")]:
+        bpy.data.objects.remove(o)
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.bake_pokes() and not s.has_pokes
     sc.frame_end = 96
     assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
     files = sorted(bake_dir.glob("frame_*.png"))

@@ -75,6 +75,30 @@ def test_loop_and_progress_and_cancel(ibr_renderer):
         ibr_renderer.render(_image(20, 32), _scene(10, 16), 30, 30, [1, 2], mode="splat", ctx=ctx)
 
 
+@pytest.mark.parametrize("mode", ["splat", "ibr"])
+def test_given_displacement_equals_spectral_evaluation(ibr_renderer, mode):
+    """Fields passed as `displacement` render exactly like the spectral evaluation they equal; other fields
+    (a poke on top) change the frames, and bad fields are refused."""
+    from shared.spectral import displacement_for_frames
+
+    img, spec, times = _image(20, 32), _scene(10, 16), [0, 3, 7]
+    fields = displacement_for_frames(spec, 30, 30, times, None, 1.5, 0.8, 0)
+    ref = ibr_renderer.render(img, spec, 30, 30, times, speed=1.5, magnitude=0.8, mode=mode)
+    got = ibr_renderer.render(img, spec, 30, 30, times, speed=1.5, magnitude=0.8, mode=mode, displacement=fields)
+    np.testing.assert_array_equal(got, ref)
+    poked = fields.copy()
+    poked[2, 0, 3:7, 5:11] += 3.0
+    other = ibr_renderer.render(img, spec, 30, 30, times, magnitude=0.8, mode=mode, displacement=poked)
+    np.testing.assert_array_equal(other[:2], ref[:2])
+    assert np.abs(other[2].astype(int) - ref[2]).max() > 0
+    alone = ibr_renderer.render(img, None, 30, 30, times, mode=mode, displacement=fields)   # metric from fields
+    assert alone.shape == ref.shape and np.array_equal(alone[0], img)
+    with pytest.raises(ValueError, match="len\\(times\\)"):
+        ibr_renderer.render(img, spec, 30, 30, times, mode=mode, displacement=fields[:2])
+    with pytest.raises(ValueError, match="non-finite"):
+        ibr_renderer.render(img, spec, 30, 30, times, mode=mode, displacement=np.full_like(fields, np.nan))
+
+
 def test_bad_input_is_rejected(ibr_renderer):
     with pytest.raises(ValueError, match="uint8"):
         ibr_renderer.render(np.zeros((8, 8, 3), np.float32), _scene(8, 8), 30, 30, [1], mode="splat")

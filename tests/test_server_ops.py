@@ -73,6 +73,11 @@ def test_valid_arguments_are_normalised_with_defaults():
     (render_args(speed=0.0), INVALID_ARGUMENT),
     (render_args(loop_frames=-1), INVALID_ARGUMENT),
     (render_args(scene_fps=0.0), INVALID_ARGUMENT),
+    (render_args(displacement=np.zeros((3, 2, 18, 32), np.float16)), INVALID_ARGUMENT),  # n != len(times)
+    (render_args(displacement=np.zeros((4, 3, 18, 32), np.float16)), INVALID_ARGUMENT),  # not 2 components
+    (render_args(displacement=np.zeros((4, 2, 18), np.float16)), INVALID_ARGUMENT),      # ndim
+    (render_args(displacement=np.zeros((4, 2, 18, 32), np.float64)), INVALID_ARGUMENT),  # dtype
+    (render_args(displacement=np.full((4, 2, 18, 32), np.nan, np.float32)), INVALID_ARGUMENT),  # non-finite
 ])
 def test_render_arguments_refused(args, code):
     assert code_of("render", args) == code
@@ -179,6 +184,14 @@ def test_render_splat_through_the_server(server):
     assert frames.dtype == np.uint8 and frames.shape == (4, 36, 64, 3)
     np.testing.assert_array_equal(frames[0], image)              # frame 0 is I0
     assert np.abs(frames[2].astype(int) - image).mean() > 1      # the motion shows
+    # the same motion sent as per-frame fields (what the add-on does for pokes) renders the same frames
+    from shared.spectral import displacement_for_frames
+
+    fields = displacement_for_frames(spectral, 150, 30.0, np.arange(4), None, 1.0, 1.0, 0)
+    with Client(server, timeout=120) as c:
+        given = c.request("render", render_args(image=image, spectral=spectral, mode="splat",
+                                                displacement=fields.astype(np.float32)))["frames"]
+    np.testing.assert_array_equal(given, frames)
 
 
 def test_unknown_op_lists_public_ops(server):

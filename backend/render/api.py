@@ -8,6 +8,8 @@ the add-on's live displacement uses, so both move identically), are resized to t
 `shared.spectral.resize_field`, and rendered relative to frame 0 (so frame 0 is I0 exactly: frames whose
 displacement is exactly zero are returned as I0 without touching the network).
 The splat metric comes from the displacement over one period of the clip (`preview.splat_metric`).
+Callers with their own per-frame fields (the add-on's pokes and animated controls) pass `displacement`, which
+replaces the spectral evaluation frame by frame; the metric still comes from the ambient period.
 """
 from __future__ import annotations
 
@@ -49,6 +51,15 @@ def _check_spectral(spectral) -> np.ndarray:
     if not np.isfinite(s).all():
         raise ValueError("spectral volume contains non-finite values")
     return s
+
+
+def _check_displacement(displacement, n: int) -> np.ndarray:
+    d = np.asarray(displacement, dtype=np.float32)
+    if d.ndim != 4 or d.shape[0] != n or d.shape[1] != 2 or d.shape[2] < 1 or d.shape[3] < 1:
+        raise ValueError(f"displacement must be (n, 2, h, w) with n = len(times) = {n}, got {d.shape}")
+    if not np.isfinite(d).all():
+        raise ValueError("displacement contains non-finite values")
+    return np.ascontiguousarray(d)
 
 
 def resize_field_fast(field: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -104,9 +115,14 @@ class Renderer:
 
     def render(self, image, spectral, fps: float, T: int, times: Sequence[float], scene_fps: float | None = None,
                speed: float = 1.0, magnitude: float = 1.0, loop_frames: int = 0, mode: str = "ibr",
-               ctx: JobContext | None = None) -> np.ndarray:
+               ctx: JobContext | None = None, displacement=None) -> np.ndarray:
         """Frames at scene frame numbers `times` (counted from the animation start, at `scene_fps`, default
-        `fps`): uint8 (n, H, W, 3) at the image's full size."""
+        `fps`): uint8 (n, H, W, 3) at the image's full size.
+
+        displacement: optional float (n, 2, h, w), one field per entry of `times`, in pixels of its own (h, w)
+        grid relative to frame 0 (e.g. the add-on's poke responses and per-frame controls), rendered instead
+        of evaluating `spectral` at `times`. The splat metric still comes from the ambient motion over one
+        period: from `spectral` (with `magnitude`) when given, else from the mean norm of these fields."""
         ctx = ctx or NULL_CONTEXT
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -114,7 +130,9 @@ class Renderer:
             raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. "
                                "Use mode='splat' or train them with `gid train render`.")
         img = _check_image(image)
-        spec = _check_spectral(spectral)
+        if spectral is None and displacement is None:
+            raise ValueError("render needs a spectral volume, or per-frame displacement fields")
+        spec = None if spectral is None else _check_spectral(spectral)
         if fps <= 0 or int(T) < 2:
             raise ValueError(f"fps must be > 0 and T >= 2, got fps={fps}, T={T}")
         times = np.atleast_1d(np.asarray(times, dtype=np.float64))
@@ -122,21 +140,28 @@ class Renderer:
             raise ValueError("times must be a 1-D sequence of finite frame numbers")
         H, W = img.shape[:2]
         n = len(times)
+        disp_given = None if displacement is None else _check_displacement(displacement, n)
         out = np.empty((n, H, W, 3), np.uint8)
         if n == 0:
             return out
         dev = self.device
 
         # W(p) over one period of the clip (speed only re-times it; magnitude scales it).
-        period = displacement_for_frames(spec, int(T), fps, np.linspace(0.0, int(T), METRIC_SAMPLES, endpoint=False),
-                                         None, 1.0, magnitude, 0)
+        if spec is not None:
+            period = displacement_for_frames(spec, int(T), fps,
+                                             np.linspace(0.0, int(T), METRIC_SAMPLES, endpoint=False),
+                                             None, 1.0, magnitude, 0)
+        else:   # no volume: the given fields stand in for the period
+            period = disp_given
         w_grid = np.sqrt(period[:, 0] ** 2 + period[:, 1] ** 2).mean(axis=0)[None, None]   # (1, 1, h, w) px
         # Z is scale-free (W in pixels at a 256-pixel long side), so take it at the grid, then resize the plane.
         z_grid = splat_metric(torch.from_numpy(w_grid))
-        h_s, w_s = spec.shape[-2:]
         metric = torch.from_numpy(resize_planes(z_grid.numpy(), (W, H))).to(dev)   # (1, 1, H, W)
-        # All displacements at the spectral grid in one evaluation (n x 2 x h x w floats, small).
-        disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude, loop_frames)
+        # All displacements at their grid in one evaluation (n x 2 x h x w floats, small).
+        if disp_given is not None:
+            disp_all = disp_given
+        else:
+            disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude, loop_frames)
         image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
 
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
