@@ -1,8 +1,9 @@
 """Regenerate the README's quality and performance tables from `gid eval` / `gid bench` JSON (no figure by hand).
 
-    python scripts/update_readme_tables.py EVAL.json [BENCH.json] [--readme README.md]
+    python scripts/update_readme_tables.py EVAL.json [BENCH.json] [--more-eval EVAL2.json ...] [--readme README.md]
 
-Replaces the text between `<!-- results:begin -->` / `<!-- results:end -->` with the eval tables and, when a
+Replaces the text between `<!-- results:begin -->` / `<!-- results:end -->` with the eval tables (one block per
+eval JSON: test sets evaluated in separate runs, e.g. in parallel, each keep their own provenance line) and, when a
 bench JSON is given, between `<!-- bench:begin -->` / `<!-- bench:end -->` with the bench table. The README is
 written atomically; missing markers are an error (nothing is appended silently).
 """
@@ -46,12 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("eval_json")
     ap.add_argument("bench_json", nargs="?")
+    ap.add_argument("--more-eval", nargs="*", default=[], help="further gid eval JSON files (other test sets)")
     ap.add_argument("--readme", default=str(Path(__file__).resolve().parents[1] / "README.md"))
     args = ap.parse_args(argv)
     readme = Path(args.readme)
     text = readme.read_text()
-    ev = load_json(args.eval_json, "gid-eval")
-    text = replace_between(text, "results", source_line(ev, args.eval_json) + "\n" + quality_table_md(ev))
+    blocks = []
+    for path in [args.eval_json, *args.more_eval]:
+        ev = load_json(path, "gid-eval")
+        blocks.append(source_line(ev, path) + "\n" + quality_table_md(ev))
+    text = replace_between(text, "results", "\n".join(blocks))
     if args.bench_json:
         bench = load_json(args.bench_json, "gid-bench")
         text = replace_between(text, "bench", source_line(bench, args.bench_json) + "\n" + bench_table_md(bench))
