@@ -66,12 +66,14 @@ def main() -> int:
     ap.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     ap.add_argument("--repeats", type=int, default=3, help="render repeats (spectral: 5x as many)")
     ap.add_argument("--json", default=str(ROOT / "runs" / "bench_roundtrip.json"))
+    ap.add_argument("--quick", action="store_true", help="render 12 frames instead of 48 (for gid bench --quick)")
     args = ap.parse_args()
+    n_frames = 12 if args.quick else N_FRAMES
 
     from backend.device import describe, pick_device
     device = describe(pick_device(args.device))
     image, spectral = scene()
-    times = np.arange(N_FRAMES, dtype=np.float32)
+    times = np.arange(n_frames, dtype=np.float32)
     render_args = {"image": image, "spectral": spectral, "fps": 30.0, "T": 150, "times": times, "mode": "splat"}
 
     # in-process: the same functions the worker runs, minus the sockets
@@ -86,7 +88,7 @@ def main() -> int:
             ping = timed(lambda: c.ping(), 50)
             spec_args = {"width": W, "height": H, "K": K}
             out = c.request("render", render_args)["frames"]
-            assert out.shape == (N_FRAMES, H, W, 3) and out.dtype == np.uint8
+            assert out.shape == (n_frames, H, W, 3) and out.dtype == np.uint8
             # Interleaved (server, in-process) pairs: slow drifts of a shared machine's load hit both alike.
             spec_server, spec_local = interleaved(
                 lambda: c.request("_test_spectral", spec_args),
@@ -105,7 +107,7 @@ def main() -> int:
         "spectral": {"bytes": K * 4 * H * W * 2, "server_s": round(med(spec_server), 4),
                      "local_s": round(med(spec_local), 4),
                      "transport_ms": round((med(spec_server) - med(spec_local)) * 1e3, 2)},
-        "render": {"frames": N_FRAMES, "bytes_out": N_FRAMES * H * W * 3, "server_s": round(med(render_server), 4),
+        "render": {"frames": n_frames, "bytes_out": n_frames * H * W * 3, "server_s": round(med(render_server), 4),
                    "local_s": round(med(render_local), 4),
                    "ratio": round(med(render_server) / med(render_local), 4),
                    "overhead_ms": round((med(render_server) - med(render_local)) * 1e3, 2)},
@@ -117,7 +119,7 @@ def main() -> int:
     print(f"spectral {W}x{H} K={K} f16 ({s['bytes'] / 1e6:.1f} MB): server {s['server_s'] * 1e3:8.2f} ms, "
           f"in-process {s['local_s'] * 1e3:8.2f} ms, transport {s['transport_ms']:.2f} ms")
     r = result["render"]
-    print(f"render {N_FRAMES} frames {W}x{H} splat:      server {r['server_s']:8.3f} s,  "
+    print(f"render {n_frames} frames {W}x{H} splat:      server {r['server_s']:8.3f} s,  "
           f"in-process {r['local_s']:8.3f} s,  ratio {r['ratio']:.3f}x (overhead {r['overhead_ms']:.1f} ms)")
     if args.json:
         path = Path(args.json)
