@@ -11,23 +11,13 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from backend.data.samples import list_samples
 from shared.spectral import from_complex, resample_spectral, term_amplitudes, to_complex
 
 
 def no_motion(K: int, size: tuple[int, int]) -> np.ndarray:
     """All-zero spectral volume (K, 4, H, W) for size (W, H): the still picture."""
     return np.zeros((K, 4, int(size[1]), int(size[0])), np.float32)
-
-
-def sample_files(folders: Sequence[str | Path]) -> list[Path]:
-    """Sorted sample_*.npz of the folders (a missing folder is an error: the caller asked for it)."""
-    files: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"data folder {folder} does not exist")
-        files.extend(sorted(folder.glob("sample_*.npz")))
-    return files
 
 
 def mean_amplitude_spectral(folders: Sequence[str | Path], size: tuple[int, int], max_samples: int = 200,
@@ -39,7 +29,7 @@ def mean_amplitude_spectral(folders: Sequence[str | Path], size: tuple[int, int]
     with phase 0: the typical amount and spectrum of motion at each image position, independent of the image.
     Returns (spectral (K, 4, H, W) float32, info {"samples", "T", "fps"}). All samples must share T.
     """
-    files = sample_files(folders)
+    files = list_samples(folders)
     if not files:
         raise FileNotFoundError(f"no sample_*.npz in {', '.join(str(f) for f in folders)}")
     pick = np.unique(np.linspace(0, len(files) - 1, min(max_samples, len(files))).round().astype(int))

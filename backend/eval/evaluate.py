@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from backend.data.samples import list_samples
 from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
@@ -279,7 +280,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
     arrays_per_set: list[dict] = []
     for folder in data:
         folder = Path(folder)
-        files = baselines.sample_files([folder])
+        files = list_samples([folder])
         if max_scenes is not None:
             files = files[:max_scenes]
         if not files:

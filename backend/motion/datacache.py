@@ -13,17 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backend.data.samples import list_samples  # noqa: F401  (re-exported for the trainers)
 from shared.spectral import NormStats, normalize, resample_spectral
-
-
-def list_samples(folders: list[str | Path]) -> list[Path]:
-    files: list[Path] = []
-    for folder in folders:
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"data folder {folder} does not exist")
-        files += sorted(folder.glob("sample_*.npz"))
-    return files
 
 
 def resize_image(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
