@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from backend.data.samples import list_samples, load_sample
-from backend.data.synth import REFERENCE_HEIGHT, SynthConfig, generate, prepare, run
+from backend.data.synth import REFERENCE_HEIGHT, SynthConfig, generate, prepare, resimulate, run
 from shared.spectral import motion_to_spectral
 
 SMALL = SynthConfig(size=(64, 40), frames=32, fps=30.0)
@@ -33,7 +33,7 @@ def test_deterministic_per_seed():
     a = generate(11, SynthConfig(size=(64, 40), frames=32, lite=True))
     b = generate(11, SynthConfig(size=(64, 40), frames=32, lite=True))
     c = generate(12, SynthConfig(size=(64, 40), frames=32, lite=True))
-    assert set(a) == {"image", "spectral", "valid", "fps", "T"}
+    assert set(a) == {"image", "spectral", "valid", "fps", "T", "seed"}
     np.testing.assert_array_equal(a["image"], b["image"])
     np.testing.assert_array_equal(a["spectral"], b["spectral"])
     assert not np.array_equal(a["image"], c["image"])
@@ -128,7 +128,7 @@ def test_run_writes_resumable_atomic_files(tmp_path):
     # scene i uses seed S + i
     np.testing.assert_array_equal(np.asarray(load_sample(files[1])["image"]), generate(8, cfg)["image"])
     with np.load(files[0], allow_pickle=False) as z:
-        assert sorted(z.files) == ["T", "fps", "image", "spectral", "valid"]
+        assert sorted(z.files) == ["T", "fps", "image", "seed", "spectral", "valid"] and int(z["seed"]) == 7
 
 
 def _cli(argv):
@@ -163,3 +163,20 @@ def test_cli_and_bad_input(tmp_path, capsys):
         main(["data", "synth", "--out", str(tmp_path), "--count", "1", "--size", "64by40"])
     assert main(["data", "synth", "--out", str(tmp_path / "e"), "--count", "1", "--frames", "8"]) == 1
     assert "too few" in capsys.readouterr().err
+
+
+def test_resimulate_is_the_same_scene_under_another_wind():
+    """`resimulate` keeps the picture and who moves, redraws the wind: the perfect-sampler reference of eval."""
+    cfg = SynthConfig(size=(64, 40), frames=32, lite=True)
+    s = generate(3, cfg)
+    assert int(s["seed"]) == 3
+    a = resimulate(3, cfg, wind_seed=1)
+    b = resimulate(3, cfg, wind_seed=2)
+    np.testing.assert_array_equal(resimulate(3, cfg, wind_seed=1), a)          # deterministic
+    moving = np.abs(s["spectral"]).sum(axis=(0, 1)) > 0
+    assert moving.any()
+    for r in (a, b):
+        assert r.shape == s["spectral"].shape
+        np.testing.assert_array_equal(np.abs(r).sum(axis=(0, 1)) > 0, moving)   # the same pixels move
+        assert not np.allclose(r, s["spectral"])                                 # under another wind
+    assert not np.allclose(a, b)

@@ -51,6 +51,14 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
     assert 0.2 < agg["smooth_noise"]["motion_amount_px"] / agg["truth"]["motion_amount_px"] < 5
     for m in ("train_mean", "smooth_noise"):
         assert -1 <= agg[m]["energy_correlation"] <= 1
+    # synthetic scenes carry their seed, so the perfect-sampler ceiling is there: the same scene under a fresh
+    # wind moves in the same places (correlated energy) but not identically (the phase is not in the picture)
+    for m in ("resimulated", "resimulated_amount"):
+        assert agg[m]["scenes"] == 2 and 0 < agg[m]["amplitude_error_px"] < agg["no_motion"]["amplitude_error_px"] * 3
+    assert agg["resimulated"]["energy_correlation"] > 0.5
+    assert abs(agg["resimulated_amount"]["amplitude_ratio"] - 1) < 1e-3
+    # the --sampler/--guidance choices are recorded (None = the model's defaults)
+    assert res["sampler"] is None and res["guidance"] is None
     # exact loops are seamless, cutting the clip is not
     assert agg["truth"]["loop_seam_ratio"] < 1e-3 < 0.3 < agg["truth"]["cut_seam_ratio"]
     render = agg["rendering"]
@@ -63,7 +71,10 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
     assert len(pngs) >= 5
     for p in pngs:
         assert cv2.imread(str(p)) is not None
-    assert "| training-set mean |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| training-set mean |" in printed and "| ceiling: true physics, fresh wind |" in printed
+    if res["model"]["status"] == "ok":
+        assert "Bars (issue 5): (a) energy correlation" in printed
 
 
 def test_gid_eval_bad_input_is_a_clear_error(tmp_path, capsys):

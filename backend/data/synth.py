@@ -18,6 +18,7 @@ from shared.spectral import K_DEFAULT, motion_to_spectral
 
 from .samples import sample_path, write_npz_atomic
 from .scenes import build_scene
+from .wind import Wind
 
 # Target of the per-scene wind gain: mean over moving pixels of mean_t |F_t| (pixels at 256x160), drawn
 # log-uniformly; the paper's own loops measure 0.16-1.55 px (SPEC section 7).
@@ -43,15 +44,23 @@ class SynthConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
 
-def prepare(seed: int, cfg: SynthConfig, kind: str | None = None):
+def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int | None = None,
+            target_px: float | None = None):
     """Scene of seed with its motion applied and calibrated: (scene, owner (H, W), idx (N,), motion (T, 2, N)).
 
     owner: front-most primitive at each pixel of frame 0 (-1 = static background); idx: flat indices of the
     owned pixels; motion: their exact displacement at every frame (float64, pixels).
+
+    wind_seed: re-run the SAME scene (same picture, same objects and physics) under an independent draw of the
+    wind, the own-noise drives and the motion amount (`resimulate`); None = the sample as generated.
+    target_px: force the calibrated motion amount (mean px over moving pixels) instead of drawing it.
     """
     rng = np.random.default_rng(seed)
     T = cfg.frames
     sc = build_scene(rng, cfg.size, T, cfg.fps, kind)
+    if wind_seed is not None:
+        rng = np.random.default_rng([int(wind_seed), int(seed)])
+        sc.wind = Wind(rng, float(cfg.size[0]), t0=sc.wind.t0, t1=sc.wind.t1, strength=sc.wind.strength)
     q = sc.bank.simulate(sc.wind, rng, T, cfg.fps)
     sc.apply_states(q)
     rig = sc.rig
@@ -59,6 +68,8 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None):
     # Calibrate the wind gain on every 5th frame (cheap), then compute the exact motion once.
     idx, coarse = rig.pixel_motion(owner, np.arange(0, T, 5))
     target = np.exp(rng.uniform(*np.log(TARGET_MEAN_PX))) * cfg.size[1] / REFERENCE_HEIGHT
+    if target_px is not None:
+        target = float(target_px)
     if idx.size:
         mean_px = float(np.linalg.norm(coarse, axis=1).mean())
         if mean_px > 1e-9:
@@ -67,18 +78,39 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None):
     return sc, owner, idx, motion
 
 
+def _spectral_of(idx: np.ndarray, motion: np.ndarray, cfg: SynthConfig) -> np.ndarray:
+    w, h = cfg.size
+    spectral = np.zeros((cfg.K, 4, h * w), np.float32)
+    if idx.size:
+        spectral[:, :, idx] = motion_to_spectral(motion[:, :, None, :], cfg.K)[:, :, 0, :]
+    return spectral.reshape(cfg.K, 4, h, w)
+
+
+def motion_amount_px(idx: np.ndarray, motion: np.ndarray) -> float:
+    """Mean over moving pixels and frames of |F_t| (px): the quantity `prepare` calibrates to its target."""
+    return float(np.linalg.norm(motion, axis=1).mean()) if idx.size else 0.0
+
+
+def resimulate(seed: int, cfg: SynthConfig, wind_seed: int) -> np.ndarray:
+    """Spectral volume (K, 4, H, W) of sample `seed`'s scene under an independent wind (see `prepare`).
+
+    What a perfect motion model could output: the same picture, the true physics, another plausible wind (and
+    motion amount). Eval scores it as the ceiling of any sampler (`backend.eval.evaluate`).
+    """
+    _, _, idx, motion = prepare(seed, cfg, wind_seed=wind_seed)
+    return _spectral_of(idx, motion, cfg)
+
+
 def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
     """One sample as a dict of arrays (the npz keys), deterministic in seed."""
     w, h = cfg.size
     T = cfg.frames
     sc, owner, idx, motion = prepare(seed, cfg, kind)
     rig = sc.rig
-    spectral = np.zeros((cfg.K, 4, h * w), np.float32)
-    if idx.size:
-        spectral[:, :, idx] = motion_to_spectral(motion[:, :, None, :], cfg.K)[:, :, 0, :]
     out = {
         "image": rig.draw(sc.canvas, 0),
-        "spectral": spectral.reshape(cfg.K, 4, h, w),
+        "spectral": _spectral_of(idx, motion, cfg),
+        "seed": np.int64(seed),            # lets eval re-run the scene (`resimulate`)
         "valid": np.ones((h, w), bool),
         "fps": np.float32(cfg.fps),
         "T": np.int32(T),

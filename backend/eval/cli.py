@@ -27,7 +27,8 @@ def cmd_eval(args) -> int:
         data, samples=args.samples, steps=args.steps, checkpoint=args.checkpoint,
         train_data=args.train_data if args.train_data is not None else DEFAULT_TRAIN, seed=args.seed,
         device=args.device, max_scenes=args.max_scenes, use_model=not args.no_model,
-        use_renderer=not args.no_render, progress=_say, command=["gid"] + sys.argv[1:])
+        use_renderer=not args.no_render, progress=_say, command=["gid"] + sys.argv[1:],
+        guidance=args.guidance, sampler=args.sampler)
     write_json_atomic(args.json, results)
     _say(f"wrote {args.json}")
     if args.report:
@@ -66,6 +67,8 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=4, help="model samples per scene (best-of-N EPE)")
     p.add_argument("--checkpoint", help="motion model checkpoint folder (default: shipped weights)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
+    p.add_argument("--sampler", choices=("ddim", "dpm++"), help="sampler (default: the model's)")
+    p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-scenes", type=int, help="only the first N scenes of each set")

@@ -27,7 +27,11 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "no_motion", "train_mean", "smooth_noise")
+METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount")
+# Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
+# wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
+# (its k >= 1 amplitudes rescaled to the truth's sum). They are the ceiling of the phase-invariant figures.
+ORACLE_WIND_SEED = 7
 LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
 RENDER_FRAMES = 6             # frames per scene scored for rendering (evenly spaced over the clip)
 
@@ -43,6 +47,7 @@ class Scene:
     fps: float
     T: int
     frames: np.ndarray | None
+    seed: int | None = None        # generation seed of a synthetic scene (None: real clip or older file)
 
 
 def load_scene(path: Path) -> Scene:
@@ -55,7 +60,8 @@ def load_scene(path: Path) -> Scene:
         spectral = z["spectral"].astype(np.float32)
         valid = z["valid"].astype(bool) if "valid" in keys else np.ones(image.shape[:2], bool)
         frames = z["frames"] if "frames" in keys else None
-        return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames)
+        seed = int(z["seed"]) if "seed" in keys else None
+        return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames, seed)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
@@ -169,9 +175,27 @@ def render_figures(renderer, scene: Scene, ctx=None) -> dict:
     return out
 
 
+def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
+    """The perfect-sampler references of a synthetic scene ({} when the scene has no generation seed)."""
+    if scene.seed is None:
+        return {}
+    from backend.data.synth import SynthConfig, resimulate
+    H, W = scene.image.shape[:2]
+    K = scene.spectral.shape[0]
+    cfg = SynthConfig(size=(W, H), frames=scene.T, fps=scene.fps, K=K, lite=True)
+    resim = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED)
+    amp_true = metrics.amplitudes_px(scene.spectral, scene.T).sum()
+    amp_resim = metrics.amplitudes_px(resim, scene.T).sum()
+    scaled = resim.copy()
+    if amp_resim > 0:
+        scaled[1:] *= amp_true / amp_resim           # DC left as is: it cancels in F_t - F_0
+    return {"resimulated": resim, "resimulated_amount": scaled}
+
+
 def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, samples: int, steps: int | None,
                    seed: int, renderer=None, keep_arrays: bool = False, ctx=None,
-                   mean_T: int = 150) -> tuple[dict, dict]:
+                   mean_T: int = 150, guidance: float | None = None,
+                   sampler: str | None = None) -> tuple[dict, dict]:
     """Figures of every method on one scene -> (json dict, arrays for the report or {})."""
     H, W = scene.image.shape[:2]
     K = scene.spectral.shape[0]
@@ -181,10 +205,12 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
     candidates["train_mean"] = (None if mean_spectral is None else
                                 resample_spectral(mean_spectral, (W, H))[:K] * (scene.T / mean_T))
     candidates["smooth_noise"] = baselines.smooth_noise(scene.spectral, scene.T, seed=seed)
+    candidates.update(resimulated_candidates(scene))
     result: dict = {"name": scene.name, "size": [W, H], "T": scene.T, "fps": scene.fps, "methods": {}}
     ours = None
     if predictor is not None:
-        pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx)
+        pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx,
+                                 guidance=guidance, sampler=sampler)
         ours = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
         per = [metrics.motion_figures(s, scene.spectral, scene.T, scene.valid, truth_tex) for s in ours]
         agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
@@ -249,7 +275,8 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
              train_data: Sequence[str | Path] = (), seed: int = 0, device: str = "auto",
              max_scenes: int | None = None, report_scenes: int = 3, use_model: bool = True,
              use_renderer: bool = True, progress: Callable[[str], None] | None = None,
-             command: list[str] | None = None) -> tuple[dict, list[dict]]:
+             command: list[str] | None = None, guidance: float | None = None,
+             sampler: str | None = None) -> tuple[dict, list[dict]]:
     """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes)."""
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
@@ -274,7 +301,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         "kind": "gid-eval", "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or [], "versions": versions(), "seed": seed, "samples": samples, "steps": steps,
-        "device": device, "model": model_status, "renderer": render_status, "train_mean": mean_status,
+        "guidance": guidance, "sampler": sampler, "device": device, "model": model_status, "renderer": render_status, "train_mean": mean_status,
         "loop_frames": LOOP_FRAMES, "sets": {},
     }
     arrays_per_set: list[dict] = []
@@ -290,7 +317,8 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         for i, path in enumerate(files):
             say(f"{set_name}: scene {i + 1}/{len(files)} {path.name}")
             res, arr = evaluate_scene(load_scene(path), predictor, mean_spec, samples, steps, seed + i, renderer,
-                                      keep_arrays=i < report_scenes, mean_T=mean_T)
+                                      keep_arrays=i < report_scenes, mean_T=mean_T, guidance=guidance,
+                                      sampler=sampler)
             scenes.append(res)
             if arr:
                 kept.append(arr)
