@@ -7,15 +7,25 @@ import torch
 
 
 def pick_device(name: str = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU with all cores; 'cuda' fails clearly when there is none."""
+    """'auto' -> CUDA when available, else CPU with all cores (or GID_THREADS); 'cuda' fails clearly without one."""
     if name not in ("auto", "cuda", "cpu"):
         raise ValueError(f"device must be auto, cuda or cpu, not {name!r}")
     if name == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda was asked for, but torch sees no CUDA device")
     if name in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda")
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    torch.set_num_threads(cpu_threads())
     return torch.device("cpu")
+
+
+def cpu_threads() -> int:
+    """All cores, unless GID_THREADS says otherwise (a machine shared with a training job or a render farm)."""
+    raw = os.environ.get("GID_THREADS", "").strip()
+    if not raw:
+        return max(1, os.cpu_count() or 1)
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"GID_THREADS must be a positive integer, got {raw!r}")
+    return int(raw)
 
 
 def describe(device: torch.device) -> str:
