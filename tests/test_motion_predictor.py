@@ -1,7 +1,7 @@
 """MotionPredictor contract: load a checkpoint folder, any size/aspect, greyscale/RGBA, clear rejections.
 
 The checkpoint here is an untrained small model written in the shipped layout (vae/, ldm/): these tests are
-about the API and the image handling, not about motion quality (scripts/eval_motion.py measures that).
+about the API and the image handling, not about motion quality (`gid eval` measures that).
 """
 from __future__ import annotations
 

@@ -216,7 +216,8 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
         agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
         epes = [p["epe_px"] for p in per]
         agg.pop("epe_px")
-        agg.update({"epe_best_px": float(min(epes)), "epe_mean_px": float(np.mean(epes)), "samples": len(per)})
+        agg.update({"epe_best_px": float(min(epes)), "epe_mean_px": float(np.mean(epes)), "samples": len(per),
+                    "predict_s": float(pred.timings.get("predict_s", float("nan")))})
         agg.update(seam_figures(ours[0], scene))
         result["methods"]["ours"] = agg
     for name, spec in candidates.items():

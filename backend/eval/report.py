@@ -50,7 +50,8 @@ def motion_bars(agg: dict) -> dict | None:
     ref = still["amplitude_error_px"]
     out = {"energy_correlation": ours["energy_correlation"], "a_pass": ours["energy_correlation"] >= 0.7,
            "amp_err_vs_no_motion": ours["amplitude_error_px"] / ref,
-           "amplitude_ratio": ours["amplitude_ratio"], "c_pass": 0.67 <= ours["amplitude_ratio"] <= 1.5}
+           "amplitude_ratio": ours["amplitude_ratio"], "c_pass": 0.67 <= ours["amplitude_ratio"] <= 1.5,
+           "predict_s": ours.get("predict_s")}
     mean = agg.get("train_mean")
     out["below_train_mean"] = None if not mean else ours["amplitude_error_px"] < mean["amplitude_error_px"]
     out["b_pass"] = out["amp_err_vs_no_motion"] <= 0.6 and out["below_train_mean"] is not False
@@ -73,6 +74,8 @@ def _bars_md(b: dict) -> str:
         line += (f" A perfect sampler (the true physics under a fresh wind) scores {b['resimulated_amp_err_vs_no_motion']:.2f}x"
                  f" on (b) and {b['resimulated_energy_correlation']:.2f} on (a); told the true amount,"
                  f" {b['resimulated_amount_amp_err_vs_no_motion']:.2f}x.")
+    if b.get("predict_s") is not None and math.isfinite(b["predict_s"]):
+        line += f" Mean predict time per scene (all samples at once): {b['predict_s']:.1f} s."
     return line
 
 
