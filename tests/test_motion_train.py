@@ -63,3 +63,26 @@ def test_stage2_without_stage1_fails_clearly(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", 4, size=(64, 32))
     rc = main(["train", "ldm", "--data", str(data), "--out", str(tmp_path / "run"), "--min-samples", "1"])
     assert rc == 1 and "gid train vae" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(300)
+def test_torchrun_ddp_on_cpu(tmp_path):
+    """The same command under `torchrun` (2 processes, gloo on the CPU; NCCL on GPUs takes the same path):
+    both ranks train, rank 0 alone writes the checkpoint, and it resumes like a single-process run."""
+    import subprocess
+    import sys
+    data = write_dataset(tmp_path / "data", 12, size=(64, 32))
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4", "--holdout-every", "6"]
+    assert main(["train", "vae", *common, "--steps", "2", "--batch", "4", "--eval-every", "2", "--set", *SET]) == 0
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "backend",
+           "train", "ldm", *common, "--steps", "3", "--batch", "2", "--eval-every", "3", "--sample-steps", "1"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=280)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    state = load_state(run / "ldm" / "state.pt")
+    assert state["step"] == 3
+    assert not any(k.startswith("module.") for k in state["model"])     # saved unwrapped, loadable without DDP
+    records = (run / "ldm" / "log.jsonl").read_text().splitlines()
+    assert len(records) == 1                                             # one writer: rank 0
+    assert main(["train", "ldm", *common, "--steps", "4", "--batch", "2", "--eval-every", "5"]) == 0
+    assert load_state(run / "ldm" / "state.pt")["step"] == 4

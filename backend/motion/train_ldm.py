@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         scaler.update()
         update_ema(ema, unet, cfg.ema_decay if step > cfg.warmup_steps else 0.0)
         step += 1
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}", n=len(train))
         if dist.main and (step % cfg.checkpoint_every == 0 or clock.done(step)):
