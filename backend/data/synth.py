@@ -44,8 +44,7 @@ class SynthConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
 
-def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int | None = None,
-            target_px: float | None = None):
+def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int | None = None):
     """Scene of seed with its motion applied and calibrated: (scene, owner (H, W), idx (N,), motion (T, 2, N)).
 
     owner: front-most primitive at each pixel of frame 0 (-1 = static background); idx: flat indices of the
@@ -53,7 +52,6 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int
 
     wind_seed: re-run the SAME scene (same picture, same objects and physics) under an independent draw of the
     wind, the own-noise drives and the motion amount (`resimulate`); None = the sample as generated.
-    target_px: force the calibrated motion amount (mean px over moving pixels) instead of drawing it.
     """
     rng = np.random.default_rng(seed)
     T = cfg.frames
@@ -68,8 +66,6 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int
     # Calibrate the wind gain on every 5th frame (cheap), then compute the exact motion once.
     idx, coarse = rig.pixel_motion(owner, np.arange(0, T, 5))
     target = np.exp(rng.uniform(*np.log(TARGET_MEAN_PX))) * cfg.size[1] / REFERENCE_HEIGHT
-    if target_px is not None:
-        target = float(target_px)
     if idx.size:
         mean_px = float(np.linalg.norm(coarse, axis=1).mean())
         if mean_px > 1e-9:
@@ -84,11 +80,6 @@ def _spectral_of(idx: np.ndarray, motion: np.ndarray, cfg: SynthConfig) -> np.nd
     if idx.size:
         spectral[:, :, idx] = motion_to_spectral(motion[:, :, None, :], cfg.K)[:, :, 0, :]
     return spectral.reshape(cfg.K, 4, h, w)
-
-
-def motion_amount_px(idx: np.ndarray, motion: np.ndarray) -> float:
-    """Mean over moving pixels and frames of |F_t| (px): the quantity `prepare` calibrates to its target."""
-    return float(np.linalg.norm(motion, axis=1).mean()) if idx.size else 0.0
 
 
 def resimulate(seed: int, cfg: SynthConfig, wind_seed: int) -> np.ndarray:

@@ -302,7 +302,8 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         "kind": "gid-eval", "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or [], "versions": versions(), "seed": seed, "samples": samples, "steps": steps,
-        "guidance": guidance, "sampler": sampler, "device": device, "model": model_status, "renderer": render_status, "train_mean": mean_status,
+        "guidance": guidance, "sampler": sampler, "device": device, "model": model_status,
+        "renderer": render_status, "train_mean": mean_status,
         "loop_frames": LOOP_FRAMES, "sets": {},
     }
     arrays_per_set: list[dict] = []
