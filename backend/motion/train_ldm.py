@@ -207,14 +207,7 @@ def run(args: argparse.Namespace) -> int:
     unet.to(device)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(unet).requires_grad_(False)
-    step = 0
-    state = common.load_state(stage_dir / "state.pt")
-    if state is not None:
-        unet.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        print(f"resumed stage {stage} at step {step}", flush=True)
+    step = common.resume(stage_dir / "state.pt", unet, opt, ema, what=f"stage {stage}")
     model = common.wrap_ddp(unet, dist, device)
     scaler = common.make_scaler(device)
     scheduler = training_scheduler(cfg)

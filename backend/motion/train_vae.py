@@ -141,13 +141,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed + dist.rank)
     model = SpectralVAE(cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    step = 0
-    state = common.load_state(stage_dir / "state.pt")
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step = int(state["step"])
-        print(f"resumed VAE at step {step}", flush=True)
+    step = common.resume(stage_dir / "state.pt", model, opt, what="VAE")
     ddp = common.wrap_ddp(model, dist, device)
     scaler = common.make_scaler(device)
 

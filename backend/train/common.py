@@ -89,6 +89,21 @@ def load_state(path: Path) -> dict | None:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def resume(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, ema: torch.nn.Module | None = None,
+           what: str = "training") -> int:
+    """Load model, optimizer (and EMA) from a `save_state` checkpoint if there is one; returns the step (0 if not)."""
+    state = load_state(path)
+    if state is None:
+        return 0
+    model.load_state_dict(state["model"])
+    if ema is not None:
+        ema.load_state_dict(state["ema"])
+    opt.load_state_dict(state["optimizer"])
+    step = int(state["step"])
+    print(f"resumed {what} at step {step}", flush=True)
+    return step
+
+
 def append_log(path: Path, record: dict) -> None:
     with open(path, "a") as f:
         f.write(json.dumps(record) + "\n")
