@@ -403,7 +403,7 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
     indoor = kind in ("porch", "candles")
     horizon = int(h * rng.uniform(0.35, 0.7))
     canvas = paint_wall(rng, w, h, horizon, dark=(kind == "candles")) if indoor else paint_outdoor(rng, w, h, horizon)
-    wind = Wind(rng, float(w), t0=-5.0, t1=T / fps + 0.5, strength=(0.35 if kind == "candles" else 1.0))
+    wind = Wind(rng, float(w), period_s=T / fps, strength=(0.35 if kind == "candles" else 1.0))
     sc = Scene(kind, canvas, Rig(), OscillatorBank(), wind)
 
     if kind == "meadow":
