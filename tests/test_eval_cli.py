@@ -43,6 +43,11 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
     # The model is there, or its absence is said, never faked.
     if res["model"]["status"] == "ok":
         assert "ours" in agg and agg["ours"]["epe_best_px"] <= agg["ours"]["epe_mean_px"] + 1e-9
+        # the model's own ceilings: the truth on its grid, and through its VAE, stay close to the truth
+        grid, vae = agg["model_grid"], agg["model_vae"]
+        assert grid["energy_correlation"] > 0.8 and vae["energy_correlation"] > 0.5
+        assert grid["amplitude_error_px"] < 0.6 * agg["no_motion"]["amplitude_error_px"]
+        assert 0.5 < grid["amplitude_ratio"] < 1.5
     else:
         assert "ours" not in agg and res["model"]["why"].startswith("no motion model")
     assert agg["no_motion"]["amplitude_ratio"] == 0 and agg["no_motion"]["motion_amount_px"] == 0

@@ -27,10 +27,14 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount")
+METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount", "model_grid",
+           "model_vae")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
 # (its k >= 1 amplitudes rescaled to the truth's sum). They are the ceiling of the phase-invariant figures.
+# With a model: the truth itself taken onto the model's working grid ("model_grid") and also through its VAE
+# ("model_vae"), then back: the best any sample of this model can score (a sampler that found the truth's
+# latents exactly).
 ORACLE_WIND_SEED = 7
 LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
 RENDER_FRAMES = 6             # frames per scene scored for rendering (evenly spaced over the clip)
@@ -209,6 +213,8 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
     result: dict = {"name": scene.name, "size": [W, H], "T": scene.T, "fps": scene.fps, "methods": {}}
     ours = None
     if predictor is not None:
+        for name, vae in (("model_grid", False), ("model_vae", True)):
+            candidates[name] = resample_spectral(predictor.autoencode(scene.spectral, vae=vae), (W, H))[:K]
         pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx,
                                  guidance=guidance, sampler=sampler)
         ours = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]

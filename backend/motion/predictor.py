@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from backend.jobs import JobContext
-from shared.spectral import NormStats
+from shared.spectral import NormStats, denormalize, normalize, resample_spectral
 
 from .config import MotionConfig
 from .pipeline import MotionPipeline
@@ -120,6 +120,27 @@ class MotionPredictor:
         spectral = np.ascontiguousarray(result.spectral[..., y0:y0 + h, x0:x0 + w])
         return Prediction(spectral, float(self.config.fps), int(self.config.T), (rgb.shape[1], rgb.shape[0]),
                           int(seed), steps, {"predict_s": time.perf_counter() - t0})
+
+    def autoencode(self, spectral: np.ndarray, vae: bool = True) -> np.ndarray:
+        """A motion volume (K', 4, H, W) in pixels of its grid, taken the way `predict` returns motion: onto the
+        letterboxed working grid and (vae=True) through the VAE, cropped back -> (K, 4, h, w) like a prediction.
+
+        The best any sample of this model can be: eval scores it as the ceiling set by the working size and the
+        VAE (a sampler that found the truth's latents exactly would output this).
+        """
+        K = self.config.K
+        if spectral.ndim != 4 or spectral.shape[0] < K or spectral.shape[1] != 4:
+            raise ValueError(f"spectral must be (>= {K}, 4, H, W), got {spectral.shape}")
+        H, W = spectral.shape[2:]
+        _, (x0, y0, w, h) = letterbox(np.zeros((H, W, 3), np.uint8), self.config.work_size)
+        canvas = np.zeros((K, 4) + tuple(self.config.work_size[::-1]), np.float32)
+        canvas[..., y0:y0 + h, x0:x0 + w] = resample_spectral(np.asarray(spectral[:K], np.float32), (w, h))
+        if vae:
+            stats, model = self.pipeline.stats, self.pipeline.vae
+            with torch.no_grad():
+                z = model.encode(torch.from_numpy(normalize(canvas, stats)).to(self.device))
+                canvas = denormalize(model.decode(z).float().cpu().numpy(), stats)
+        return np.ascontiguousarray(canvas[..., y0:y0 + h, x0:x0 + w])
 
     def info(self) -> dict:
         from backend.device import describe
