@@ -10,7 +10,7 @@ amplitude of the band's spectrum and a uniformly random phase. That is the premi
 section 2, and the bars of issue 5): what the picture does not show is the wind's PHASE, while how much each
 frequency moves follows the scene. Gaussian noise would also randomise every term's amplitude (a Rayleigh
 factor), and independent gust and turbulence signals would interfere at random at each object; no picture can
-predict either, and a perfect sampler then scores 0.89x no motion on bar (b) (0.30x with this wind). Every
+predict either, and a perfect sampler then scores 0.89x no motion on bar (b) (0.34x with this wind). Every
 clip is also an exact loop.
 
 Every moving part is a linear oscillator with a 2D state q (pixels):
@@ -80,12 +80,12 @@ class Wind:
         self.gust = multisine(r, np.sqrt(slow**2 + fast**2), self.n) * r.uniform(0.6, 1.2)
         self.axis = np.array([np.sign(self.direction[0]), r.uniform(-0.35, 0.35)])
         # Gusts are stronger in some parts of the frame: a smooth spatial gain 1 +- spatial_gain.
-        self.n_turb = 3
+        self.n_spatial = 3
         self.spatial_gain = r.uniform(0.1, 0.3)
-        wavelength = self.width * r.uniform(0.3, 1.2, size=self.n_turb)
-        theta = r.uniform(0, 2 * np.pi, size=self.n_turb)
+        wavelength = self.width * r.uniform(0.3, 1.2, size=self.n_spatial)
+        theta = r.uniform(0, 2 * np.pi, size=self.n_spatial)
         self.k = np.stack([np.cos(theta), np.sin(theta)], axis=1) * (2 * np.pi / wavelength)[:, None]
-        self.phi = r.uniform(0, 2 * np.pi, size=self.n_turb)
+        self.phi = r.uniform(0, 2 * np.pi, size=self.n_spatial)
 
     def _interp(self, signal: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Periodic linear interpolation of signal (n, ...) at times t (any shape) -> t.shape + signal.shape[1:]."""
