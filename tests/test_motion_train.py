@@ -59,6 +59,33 @@ def test_three_stages_resume_and_predict(tmp_path):
     assert pred.spectral.shape == (1, 16, 4, 16, 32)
 
 
+def test_vae_decoder_phase_keeps_latents(tmp_path, capsys):
+    """--decoder-only trains the decoder alone: encoder, latent scale (so every cached latent and the denoiser
+    trained on them) stay bit-identical; it resumes its own phase and refuses to start without a trained VAE."""
+    from safetensors.torch import load_file
+    data = write_dataset(tmp_path / "data", 12, size=(64, 32))
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4",
+              "--holdout-every", "6", "--batch", "4", "--eval-every", "2"]
+    assert main(["train", "vae", *common, "--decoder-only", "--steps", "2", "--set", *SET]) == 1
+    assert "needs a trained VAE" in capsys.readouterr().err
+    assert main(["train", "vae", *common, "--steps", "2", "--set", *SET]) == 0
+    before = load_file(run / "vae" / "model.safetensors")
+    assert main(["train", "vae", *common, "--decoder-only", "--steps", "2", "--lr", "0.01"]) == 0
+    state = load_state(run / "vae" / "state.pt")
+    assert state["phase"] == "decoder" and state["step"] == 2
+    after = load_file(run / "vae" / "model.safetensors")
+    frozen = [k for k in before if k.startswith(("ae.encoder.", "ae.quant_conv.")) or k == "latent_scale"]
+    trained = [k for k in before if k.startswith("ae.decoder.")]
+    assert frozen and trained
+    for k in frozen:
+        np.testing.assert_array_equal(before[k].numpy(), after[k].numpy())
+    assert any(not np.array_equal(before[k].numpy(), after[k].numpy()) for k in trained)
+    assert main(["train", "vae", *common, "--decoder-only", "--steps", "3"]) == 0      # resumes the phase
+    assert load_state(run / "vae" / "state.pt")["step"] == 3
+    assert json.loads((run / "vae" / "log.jsonl").read_text().splitlines()[-1])["phase"] == "decoder"
+
+
 def test_stage2_without_stage1_fails_clearly(tmp_path, capsys):
     data = write_dataset(tmp_path / "data", 4, size=(64, 32))
     rc = main(["train", "ldm", "--data", str(data), "--out", str(tmp_path / "run"), "--min-samples", "1"])

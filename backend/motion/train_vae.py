@@ -44,6 +44,9 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser)
+    parser.add_argument("--decoder-only", action="store_true",
+                        help="fine-tune only the decoder of the VAE already in OUT/vae: the encoder and latent scale "
+                             "stay frozen, so its latents (and a denoiser trained on them) stay valid")
 
 
 def wait_for_data(folders: list[str], n: int, max_wait_s: float = 3600) -> None:
@@ -140,8 +143,12 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed + dist.rank)
     model = SpectralVAE(cfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    step = common.resume(stage_dir / "state.pt", model, opt, what="VAE")
+    decoder_only = bool(getattr(args, "decoder_only", False))
+    if decoder_only:
+        opt, step = start_decoder_phase(model, stage_dir, lr, cfg)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+        step = common.resume(stage_dir / "state.pt", model, opt, what="VAE")
     ddp = common.wrap_ddp(model, dist, device)
     scaler = common.make_scaler(device)
 
@@ -170,27 +177,57 @@ def run(args: argparse.Namespace) -> int:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))
+        phase = "decoder" if decoder_only else "full"
         if dist.main and (step % cfg.checkpoint_every == 0 or clock.done(step)):
-            save_vae(stage_dir, model, opt, step, cfg, stats)
+            save_vae(stage_dir, model, opt, step, cfg, stats, phase)
         if dist.main and (step % eval_every == 0 or clock.done(step)):
             record = evaluate_vae(model, val, stats, cfg, stage_dir, step, device)
-            record.update(step=step, train_loss=loss.item(), samples=len(train), wall_s=time.time() - t0, **parts)
+            record.update(step=step, train_loss=loss.item(), samples=len(train), wall_s=time.time() - t0,
+                          phase=phase, **parts)
             common.append_log(stage_dir / "log.jsonl", record)
             bar.write(json.dumps(record))
     bar.close()
     if dist.main:
-        set_latent_scale(model, train, device)
-        save_vae(stage_dir, model, opt, step, cfg, stats)
+        if not decoder_only:          # a frozen encoder keeps its latent scale: the denoiser was trained on it
+            set_latent_scale(model, train, device)
+        save_vae(stage_dir, model, opt, step, cfg, stats, "decoder" if decoder_only else "full")
         print(f"VAE done: {stage_dir} latent_scale={float(model.latent_scale):.4f}", flush=True)
     return 0
 
 
-def save_vae(stage_dir: Path, model: SpectralVAE, opt, step: int, cfg: MotionConfig, stats: NormStats) -> None:
+def start_decoder_phase(model: SpectralVAE, stage_dir: Path, lr: float, cfg: MotionConfig
+                        ) -> tuple[torch.optim.Optimizer, int]:
+    """Freeze the encoder side of the trained VAE in stage_dir and return (decoder optimizer, step).
+
+    Resumes a decoder phase where it stopped; the first call starts it at step 0 from the full VAE's weights
+    (its optimizer state is for other parameters and is dropped). Why a decoder-only phase: the latents stay
+    exactly the ones a denoiser was trained on, so a sharper decoder improves every prediction without
+    retraining the denoiser (Stable Diffusion's fine-tuned VAE decoders do the same).
+    """
+    state = common.load_state(stage_dir / "state.pt")
+    if state is None:
+        raise FileNotFoundError(f"--decoder-only needs a trained VAE in {stage_dir} (run `gid train vae` first)")
+    model.load_state_dict(state["model"])
+    for module in (model.ae.encoder, model.ae.quant_conv):
+        module.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    if state.get("phase") == "decoder":
+        opt.load_state_dict(state["optimizer"])
+        step = int(state["step"])
+        print(f"resumed VAE decoder phase at step {step}", flush=True)
+        return opt, step
+    print(f"VAE decoder phase: starting from the full VAE at step {int(state['step'])}", flush=True)
+    return opt, 0
+
+
+def save_vae(stage_dir: Path, model: SpectralVAE, opt, step: int, cfg: MotionConfig, stats: NormStats,
+             phase: str = "full") -> None:
     cfg.save(stage_dir / "config.json")
     common.atomic_write_text(stage_dir / "norm_stats.json", json.dumps(stats.to_dict(), indent=2))
-    common.save_module(stage_dir / "model.safetensors", model, {"step": str(step)})
+    common.save_module(stage_dir / "model.safetensors", model, {"step": str(step), "phase": phase})
     common.save_state(stage_dir / "state.pt", {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                                               "step": step})
+                                               "step": step, "phase": phase})
 
 
 @torch.no_grad()
