@@ -144,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
     torch.manual_seed(args.seed + dist.rank)
     model = SpectralVAE(cfg).to(device)
     decoder_only = bool(getattr(args, "decoder_only", False))
+    phase = "decoder" if decoder_only else "full"
     if decoder_only:
         opt, step = start_decoder_phase(model, stage_dir, lr, cfg)
     else:
@@ -177,7 +178,6 @@ def run(args: argparse.Namespace) -> int:
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))
-        phase = "decoder" if decoder_only else "full"
         if dist.main and (step % cfg.checkpoint_every == 0 or clock.done(step)):
             save_vae(stage_dir, model, opt, step, cfg, stats, phase)
         if dist.main and (step % eval_every == 0 or clock.done(step)):
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
     if dist.main:
         if not decoder_only:          # a frozen encoder keeps its latent scale: the denoiser was trained on it
             set_latent_scale(model, train, device)
-        save_vae(stage_dir, model, opt, step, cfg, stats, "decoder" if decoder_only else "full")
+        save_vae(stage_dir, model, opt, step, cfg, stats, phase)
         print(f"VAE done: {stage_dir} latent_scale={float(model.latent_scale):.4f}", flush=True)
     return 0
 
