@@ -143,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.manual_seed(args.seed + dist.rank)
     model = SpectralVAE(cfg).to(device)
-    decoder_only = bool(getattr(args, "decoder_only", False))
+    decoder_only = bool(args.decoder_only)
     phase = "decoder" if decoder_only else "full"
     if decoder_only:
         opt, step = start_decoder_phase(model, stage_dir, lr, cfg)
