@@ -180,3 +180,6 @@ def test_resimulate_is_the_same_scene_under_another_wind():
         np.testing.assert_array_equal(np.abs(r).sum(axis=(0, 1)) > 0, moving)   # the same pixels move
         assert not np.allclose(r, s["spectral"])                                 # under another wind
     assert not np.allclose(a, b)
+    jittered = resimulate(3, cfg, wind_seed=1, freq_jitter=0.4)                 # + hidden natural frequencies
+    np.testing.assert_array_equal(np.abs(jittered).sum(axis=(0, 1)) > 0, moving)
+    assert not np.allclose(jittered, a)

@@ -47,7 +47,8 @@ class SynthConfig:
             raise ValueError(f"fps must be positive, got {self.fps}")
 
 
-def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int | None = None):
+def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int | None = None,
+            freq_jitter: float = 0.0):
     """Scene of seed with its motion applied and calibrated: (scene, owner (H, W), idx (N,), motion (T, 2, N)).
 
     owner: front-most primitive at each pixel of frame 0 (-1 = static background); idx: flat indices of the
@@ -55,6 +56,9 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int
 
     wind_seed: re-run the SAME scene (same picture, same objects and physics) under an independent draw of the
     wind, the own-noise drives and the motion amount (`resimulate`); None = the sample as generated.
+    freq_jitter (with wind_seed): also multiply every oscillator's natural frequency by exp(U(-j, j)). Most
+    frequencies are drawn from ranges that do not show in the picture (a branch's 0.9-2.2 Hz, a leaf's flutter),
+    so an image-only model cannot know them; j = 0.4 is about the spread of those ranges.
     """
     rng = np.random.default_rng(seed)
     T = cfg.frames
@@ -62,6 +66,9 @@ def prepare(seed: int, cfg: SynthConfig, kind: str | None = None, wind_seed: int
     if wind_seed is not None:
         rng = np.random.default_rng([int(wind_seed), int(seed)])
         sc.wind = Wind(rng, float(cfg.size[0]), period_s=sc.wind.period_s, strength=sc.wind.strength)
+        if freq_jitter > 0:
+            jitter = np.random.default_rng([int(wind_seed), int(seed), 1])
+            sc.bank.freq = [f * float(np.exp(jitter.uniform(-freq_jitter, freq_jitter))) for f in sc.bank.freq]
     q = sc.bank.simulate(sc.wind, rng, T, cfg.fps)
     sc.apply_states(q)
     rig = sc.rig
@@ -86,13 +93,14 @@ def _spectral_of(idx: np.ndarray, motion: np.ndarray, cfg: SynthConfig) -> np.nd
     return spectral.reshape(cfg.K, 4, h, w)
 
 
-def resimulate(seed: int, cfg: SynthConfig, wind_seed: int) -> np.ndarray:
+def resimulate(seed: int, cfg: SynthConfig, wind_seed: int, freq_jitter: float = 0.0) -> np.ndarray:
     """Spectral volume (K, 4, H, W) of sample `seed`'s scene under an independent wind (see `prepare`).
 
     What a perfect motion model could output: the same picture, the true physics, another plausible wind (and
-    motion amount). Eval scores it as the ceiling of any sampler (`backend.eval.evaluate`).
+    motion amount). Eval scores it as the ceiling of any sampler (`backend.eval.evaluate`); with freq_jitter the
+    natural frequencies are redrawn too (see `prepare`): what a perfect IMAGE-ONLY sampler could output.
     """
-    _, _, idx, motion = prepare(seed, cfg, wind_seed=wind_seed)
+    _, _, idx, motion = prepare(seed, cfg, wind_seed=wind_seed, freq_jitter=freq_jitter)
     return _spectral_of(idx, motion, cfg)
 
 
