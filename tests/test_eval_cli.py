@@ -58,7 +58,7 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
         assert -1 <= agg[m]["energy_correlation"] <= 1
     # synthetic scenes carry their seed, so the perfect-sampler ceiling is there: the same scene under a fresh
     # wind moves in the same places (correlated energy) but not identically (the phase is not in the picture)
-    for m in ("resimulated", "resimulated_amount"):
+    for m in ("resimulated", "resimulated_amount", "resimulated_hidden"):
         assert agg[m]["scenes"] == 2 and 0 < agg[m]["amplitude_error_px"] < agg["no_motion"]["amplitude_error_px"] * 3
     assert agg["resimulated"]["energy_correlation"] > 0.5
     assert abs(agg["resimulated_amount"]["amplitude_ratio"] - 1) < 1e-3

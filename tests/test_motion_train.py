@@ -13,7 +13,8 @@ from tests.motion_fixtures import write_dataset
 
 SET = ["work_size=[32,16]", "vae_channels=[8,8]", "unet_channels=[16,32]", "unet_groups=8",
        "image_encoder_channels=[8]", "cond_channels=8", "freq_attention_heads=2", "freq_attention_levels=[1]",
-       "vae_crop=[16,16]", "checkpoint_every=2", "sample_steps=2", "warmup_steps=1"]
+       "vae_crop=[16,16]", "checkpoint_every=2", "sample_steps=2", "warmup_steps=1", "refine_channels=8",
+       "refine_blocks=2", "refine_crop=[32,16]"]
 
 
 def test_lr_schedule_and_clock():
@@ -58,6 +59,25 @@ def test_three_stages_resume_and_predict(tmp_path):
     pred = MotionPredictor.load(ckpt, device="cpu").predict(np.zeros((32, 64, 3), np.uint8), steps=1)
     assert pred.spectral.shape == (1, 16, 4, 16, 32)
 
+    # the image-guided refiner: trains behind the VAE, resumes, and the predictor then answers on its 2x grid
+    assert main(["train", "refine", *common, "--steps", "2", "--batch", "3", "--eval-every", "2"]) == 0
+    assert main(["train", "refine", *common, "--steps", "3", "--batch", "3", "--eval-every", "3"]) == 0
+    assert load_state(run / "refine" / "state.pt")["step"] == 3
+    record = json.loads((run / "refine" / "log.jsonl").read_text().splitlines()[-1])
+    assert np.isfinite(record["val_amp_err_plain"]) and np.isfinite(record["val_amp_err_refined"])
+    shutil.copytree(run / "refine", ckpt / "refine")
+    predictor = MotionPredictor.load(ckpt, device="cpu")
+    image = np.zeros((20, 64, 3), np.uint8)                  # wider than the working aspect: letterboxed
+    assert predictor.predict(image, steps=1).spectral.shape == (1, 16, 4, 20, 64)
+    assert predictor.predict(image, steps=1, refine=False).spectral.shape == (1, 16, 4, 10, 32)
+    truth = np.ones((16, 4, 20, 64), np.float32)
+    assert predictor.autoencode(truth, image=image).shape == (16, 4, 20, 64)
+    assert predictor.autoencode(truth).shape == (16, 4, 10, 32)
+    assert predictor.info()["refiner"] and predictor.info()["output_size"] == [64, 32]
+    (ckpt / "refine" / "model.safetensors").unlink()
+    with pytest.raises(FileNotFoundError, match="refine"):
+        MotionPredictor.load(ckpt, device="cpu")
+
 
 def test_vae_decoder_phase_keeps_latents(tmp_path, capsys):
     """--decoder-only trains the decoder alone: encoder, latent scale (so every cached latent and the denoiser
@@ -84,6 +104,13 @@ def test_vae_decoder_phase_keeps_latents(tmp_path, capsys):
     assert main(["train", "vae", *common, "--decoder-only", "--steps", "3"]) == 0      # resumes the phase
     assert load_state(run / "vae" / "state.pt")["step"] == 3
     assert json.loads((run / "vae" / "log.jsonl").read_text().splitlines()[-1])["phase"] == "decoder"
+
+
+def test_refiner_without_vae_fails_clearly(tmp_path, capsys):
+    data = write_dataset(tmp_path / "data", 6, size=(64, 32))
+    assert main(["train", "refine", "--data", str(data), "--out", str(tmp_path / "run"), "--steps", "1",
+                 "--min-samples", "4"]) == 1
+    assert "needs a trained VAE" in capsys.readouterr().err
 
 
 def test_stage2_without_stage1_fails_clearly(tmp_path, capsys):

@@ -27,15 +27,18 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount", "model_grid",
-           "model_vae")
+METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount",
+           "resimulated_hidden", "model_grid", "model_vae", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
 # (its k >= 1 amplitudes rescaled to the truth's sum). They are the ceiling of the phase-invariant figures.
+# "resimulated_hidden" also redraws the natural frequencies the picture does not show (`synth.prepare`,
+# freq_jitter): the ceiling of a perfect sampler that knows only the image.
 # With a model: the truth itself taken onto the model's working grid ("model_grid") and also through its VAE
-# ("model_vae"), then back: the best any sample of this model can score (a sampler that found the truth's
-# latents exactly).
+# ("model_vae"), and, when the model has an image-guided refiner, through VAE and refiner ("model_refine"), then
+# back: the best any sample of this model can score (a sampler that found the truth's latents exactly).
 ORACLE_WIND_SEED = 7
+HIDDEN_FREQ_JITTER = 0.4
 LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
 RENDER_FRAMES = 6             # frames per scene scored for rendering (evenly spaced over the clip)
 
@@ -193,13 +196,14 @@ def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
     scaled = resim.copy()
     if amp_resim > 0:
         scaled[1:] *= amp_true / amp_resim           # DC left as is: it cancels in F_t - F_0
-    return {"resimulated": resim, "resimulated_amount": scaled}
+    hidden = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED, freq_jitter=HIDDEN_FREQ_JITTER)
+    return {"resimulated": resim, "resimulated_amount": scaled, "resimulated_hidden": hidden}
 
 
 def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, samples: int, steps: int | None,
                    seed: int, renderer=None, keep_arrays: bool = False, ctx=None,
                    mean_T: int = 150, guidance: float | None = None,
-                   sampler: str | None = None) -> tuple[dict, dict]:
+                   sampler: str | None = None, refine: bool = True) -> tuple[dict, dict]:
     """Figures of every method on one scene -> (json dict, arrays for the report or {})."""
     H, W = scene.image.shape[:2]
     K = scene.spectral.shape[0]
@@ -215,8 +219,11 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
     if predictor is not None:
         for name, vae in (("model_grid", False), ("model_vae", True)):
             candidates[name] = resample_spectral(predictor.autoencode(scene.spectral, vae=vae), (W, H))[:K]
+        if refine and getattr(predictor.pipeline, "refiner", None) is not None:
+            candidates["model_refine"] = resample_spectral(
+                predictor.autoencode(scene.spectral, vae=True, image=scene.image), (W, H))[:K]
         pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx,
-                                 guidance=guidance, sampler=sampler)
+                                 guidance=guidance, sampler=sampler, refine=refine)
         ours = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
         per = [metrics.motion_figures(s, scene.spectral, scene.T, scene.valid, truth_tex) for s in ours]
         agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
@@ -283,7 +290,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
              max_scenes: int | None = None, report_scenes: int = 3, use_model: bool = True,
              use_renderer: bool = True, progress: Callable[[str], None] | None = None,
              command: list[str] | None = None, guidance: float | None = None,
-             sampler: str | None = None) -> tuple[dict, list[dict]]:
+             sampler: str | None = None, refine: bool = True) -> tuple[dict, list[dict]]:
     """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes)."""
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
@@ -308,7 +315,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         "kind": "gid-eval", "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or [], "versions": versions(), "seed": seed, "samples": samples, "steps": steps,
-        "guidance": guidance, "sampler": sampler, "device": device, "model": model_status,
+        "guidance": guidance, "sampler": sampler, "refine": refine, "device": device, "model": model_status,
         "renderer": render_status, "train_mean": mean_status,
         "loop_frames": LOOP_FRAMES, "sets": {},
     }
@@ -326,7 +333,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
             say(f"{set_name}: scene {i + 1}/{len(files)} {path.name}")
             res, arr = evaluate_scene(load_scene(path), predictor, mean_spec, samples, steps, seed + i, renderer,
                                       keep_arrays=i < report_scenes, mean_T=mean_T, guidance=guidance,
-                                      sampler=sampler)
+                                      sampler=sampler, refine=refine)
             scenes.append(res)
             if arr:
                 kept.append(arr)

@@ -59,6 +59,15 @@ class MotionConfig:
     freq_steps: int = 500
     freq_batch: int = 2                              # samples of K slices in stage 2
     freq_lr: float = 5e-4
+    # ---- image-guided refiner (refine.py): decoded slices -> refine_factor x the working grid
+    refine_factor: int = 2
+    refine_channels: int = 32
+    refine_blocks: int = 4
+    refine_steps: int = 2000
+    refine_batch: int = 12                           # slices
+    refine_lr: float = 1e-3
+    refine_crop: tuple[int, int] = (128, 96)         # (W, H) crops of the fine grid
+    refine_latent_noise: float = 0.5                 # max std of noise added to latents in training (sampler error)
     warmup_steps: int = 100
     ema_decay: float = 0.995                        # shipped U-Net weights are the EMA
     weight_decay: float = 0.0

@@ -16,6 +16,7 @@ from backend.jobs import NULL_CONTEXT, JobContext
 from shared.spectral import NormStats
 
 from .config import MotionConfig
+from .refine import MotionRefiner
 from .unet import FrequencyUNet
 from .vae import SpectralVAE
 
@@ -77,8 +78,9 @@ class SampleResult:
 
 
 class MotionPipeline:
-    def __init__(self, vae: SpectralVAE, unet: FrequencyUNet, stats: NormStats, config: MotionConfig):
-        self.vae, self.unet, self.stats, self.config = vae, unet, stats, config
+    def __init__(self, vae: SpectralVAE, unet: FrequencyUNet, stats: NormStats, config: MotionConfig,
+                 refiner: MotionRefiner | None = None):
+        self.vae, self.unet, self.stats, self.config, self.refiner = vae, unet, stats, config, refiner
 
     @property
     def device(self) -> torch.device:
@@ -93,8 +95,11 @@ class MotionPipeline:
 
     def __call__(self, image: torch.Tensor, samples: int = 1, steps: int | None = None, seed: int = 0,
                  guidance: float | None = None, sampler: str | None = None, loop: bool = False,
-                 ctx: JobContext | None = None) -> SampleResult:
-        """image (3, H, W) in [0, 1] at the working size -> `samples` spectral volumes."""
+                 ctx: JobContext | None = None, fine_image: torch.Tensor | None = None) -> SampleResult:
+        """image (3, H, W) in [0, 1] at the working size -> `samples` spectral volumes.
+
+        fine_image (3, f*H, f*W): the same picture at the refiner's grid; given (and the pipeline has a refiner),
+        the volumes come back on that grid, refined (refine.py); otherwise on the working grid."""
         cfg = self.config
         ctx = ctx or NULL_CONTEXT
         steps = int(steps or cfg.sample_steps)
@@ -130,9 +135,23 @@ class MotionPipeline:
                     z = z_prev
             ctx.step("diffusion", (i + 1) / len(timesteps))
         with torch.no_grad():
-            normalized = self.vae.decode(z).float().cpu().numpy().reshape(samples, K, 4, *cfg.work_size[::-1])
+            decoded = self.vae.decode(z)
+            if fine_image is not None and self.refiner is not None:
+                decoded = self.refine(decoded, fine_image, k)
+        normalized = decoded.float().cpu().numpy().reshape(samples, K, 4, *decoded.shape[-2:])
         from shared.spectral import denormalize
         return SampleResult(normalized, denormalize(normalized, self.stats))
+
+    @torch.no_grad()
+    def refine(self, decoded: torch.Tensor, fine_image: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """Normalised slices (n, 4, h, w) of frequencies k -> the refiner's grid, one volume of K slices at a time
+        (bounds memory: a 256x160 slice of 32 features is 5 MB)."""
+        image = fine_image[None].to(decoded.device)
+        chunks = []
+        for i in range(0, len(decoded), self.config.K):
+            part = decoded[i:i + self.config.K]
+            chunks.append(self.refiner(part, image.expand(len(part), -1, -1, -1), k[i:i + self.config.K]))
+        return torch.cat(chunks)
 
     # ------------------------------------------------------------------ loop self-guidance (Eq. 5)
     def _loop_guidance(self, z, t, k, cond, scheduler) -> torch.Tensor:

@@ -20,6 +20,7 @@ from shared.spectral import NormStats, denormalize, normalize, resample_spectral
 
 from .config import MotionConfig
 from .pipeline import MotionPipeline
+from .refine import MotionRefiner
 from .unet import FrequencyUNet
 from .vae import SpectralVAE
 
@@ -81,12 +82,13 @@ class MotionPredictor:
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "MotionPredictor":
-        """checkpoint_dir holds vae/ and ldm/ (config.json, model.safetensors, norm_stats.json each);
-        None = the shipped default in backend/weights/default."""
+        """checkpoint_dir holds vae/ and ldm/ (config.json, model.safetensors, norm_stats.json each) and optionally
+        refine/ (the image-guided refiner, same files); None = the shipped default in backend/weights/default."""
         from backend.device import pick_device
         from backend.train.common import load_module, safetensors_keys
         root = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT
-        for part in ("vae", "ldm"):
+        parts = ("vae", "ldm", "refine") if (root / "refine").exists() else ("vae", "ldm")
+        for part in parts:
             for name in ("config.json", "model.safetensors", "norm_stats.json"):
                 if not (root / part / name).is_file():
                     raise FileNotFoundError(f"motion checkpoint incomplete: {root / part / name} is missing")
@@ -102,44 +104,74 @@ class MotionPredictor:
         load_module(unet, root / "ldm" / "model.safetensors")
         vae.to(dev).eval().requires_grad_(False)
         unet.to(dev).eval().requires_grad_(False)
-        return cls(MotionPipeline(vae, unet, stats, cfg), cfg, dev, root)
+        refiner = None
+        if "refine" in parts:
+            refiner = MotionRefiner(MotionConfig.load(root / "refine" / "config.json"))
+            load_module(refiner, root / "refine" / "model.safetensors")
+            refiner.to(dev).eval().requires_grad_(False)
+        return cls(MotionPipeline(vae, unet, stats, cfg, refiner), cfg, dev, root)
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """(W, H) of the grid predictions are made on: the refiner's when there is one, else the working size."""
+        f = self.pipeline.refiner.factor if self.pipeline.refiner is not None else 1
+        return self.config.work_size[0] * f, self.config.work_size[1] * f
+
+    def _canvases(self, rgb: np.ndarray, refine: bool):
+        """-> (working-size canvas, fine canvas or None, crop (x0, y0, w, h) on the output grid). With the
+        refiner the picture is letterboxed on the fine grid and shrunk from there, so both grids align exactly."""
+        if not (refine and self.pipeline.refiner is not None):
+            canvas, box = letterbox(rgb, self.config.work_size)
+            return canvas, None, box
+        fine, box = letterbox(rgb, self.output_size)
+        return cv2.resize(fine, tuple(self.config.work_size), interpolation=cv2.INTER_AREA), fine, box
 
     def predict(self, image, seed: int = 0, samples: int = 1, steps: int | None = None, loop: bool = False,
-                guidance: float | None = None, ctx: JobContext | None = None, sampler: str | None = None
-                ) -> Prediction:
-        """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect."""
+                guidance: float | None = None, ctx: JobContext | None = None, sampler: str | None = None,
+                refine: bool = True) -> Prediction:
+        """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect.
+
+        refine=False skips the image-guided refiner (motion on the working grid, as the VAE decodes it)."""
         rgb = as_rgb(image)
         if not 1 <= int(samples) <= 64:
             raise ValueError(f"samples must be 1..64, got {samples}")
         t0 = time.perf_counter()
-        canvas, (x0, y0, w, h) = letterbox(rgb, self.config.work_size)
+        canvas, fine, (x0, y0, w, h) = self._canvases(rgb, refine)
         tensor = torch.from_numpy(canvas).permute(2, 0, 1).float().div(255)
+        fine_t = None if fine is None else torch.from_numpy(fine).permute(2, 0, 1).float().div(255)
         steps = int(steps or self.config.sample_steps)
         result = self.pipeline(tensor, samples=int(samples), steps=steps, seed=int(seed), guidance=guidance,
-                               sampler=sampler, loop=bool(loop), ctx=ctx)
+                               sampler=sampler, loop=bool(loop), ctx=ctx, fine_image=fine_t)
         spectral = np.ascontiguousarray(result.spectral[..., y0:y0 + h, x0:x0 + w])
         return Prediction(spectral, float(self.config.fps), int(self.config.T), (rgb.shape[1], rgb.shape[0]),
                           int(seed), steps, {"predict_s": time.perf_counter() - t0})
 
-    def autoencode(self, spectral: np.ndarray, vae: bool = True) -> np.ndarray:
+    def autoencode(self, spectral: np.ndarray, vae: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """A motion volume (K', 4, H, W) in pixels of its grid, taken the way `predict` returns motion: onto the
         letterboxed working grid and (vae=True) through the VAE, cropped back -> (K, 4, h, w) like a prediction.
+        With `image` (the picture, uint8) and a refiner, also through the refiner: (K, 4, h, w) on its grid.
 
-        The best any sample of this model can be: eval scores it as the ceiling set by the working size and the
-        VAE (a sampler that found the truth's latents exactly would output this).
+        The best any sample of this model can be: eval scores it as the ceiling set by the working size, the
+        VAE and the refiner (a sampler that found the truth's latents exactly would output this).
         """
         K = self.config.K
         if spectral.ndim != 4 or spectral.shape[0] < K or spectral.shape[1] != 4:
             raise ValueError(f"spectral must be (>= {K}, 4, H, W), got {spectral.shape}")
         H, W = spectral.shape[2:]
-        _, (x0, y0, w, h) = letterbox(np.zeros((H, W, 3), np.uint8), self.config.work_size)
-        canvas = np.zeros((K, 4) + tuple(self.config.work_size[::-1]), np.float32)
+        refine = vae and image is not None and self.pipeline.refiner is not None
+        _, fine, (x0, y0, w, h) = self._canvases(as_rgb(image) if refine else np.zeros((H, W, 3), np.uint8), refine)
+        grid = self.output_size if refine else self.config.work_size
+        canvas = np.zeros((K, 4) + tuple(grid[::-1]), np.float32)
         canvas[..., y0:y0 + h, x0:x0 + w] = resample_spectral(np.asarray(spectral[:K], np.float32), (w, h))
         if vae:
             stats, model = self.pipeline.stats, self.pipeline.vae
+            work = resample_spectral(canvas, self.config.work_size) if refine else canvas
             with torch.no_grad():
-                z = model.encode(torch.from_numpy(normalize(canvas, stats)).to(self.device))
-                canvas = denormalize(model.decode(z).float().cpu().numpy(), stats)
+                decoded = model.decode(model.encode(torch.from_numpy(normalize(work, stats)).to(self.device)))
+                if refine:
+                    fine_t = torch.from_numpy(fine).permute(2, 0, 1).float().div(255)
+                    decoded = self.pipeline.refine(decoded, fine_t, torch.arange(K, device=self.device))
+            canvas = denormalize(decoded.float().cpu().numpy(), stats)
         return np.ascontiguousarray(canvas[..., y0:y0 + h, x0:x0 + w])
 
     def info(self) -> dict:
@@ -151,4 +183,5 @@ class MotionPredictor:
                 "fps": self.config.fps, "T": self.config.T, "sampler": self.config.sampler,
                 "default_steps": self.config.sample_steps, "guidance": self.config.guidance,
                 "freq_attention": self.pipeline.unet.has_freq_attention,
+                "refiner": self.pipeline.refiner is not None, "output_size": list(self.output_size),
                 "unet_parameters": n_params, "vae_parameters": n_vae}
