@@ -140,3 +140,26 @@ def test_torchrun_ddp_on_cpu(tmp_path):
     assert len(records) == 1                                             # one writer: rank 0
     assert main(["train", "ldm", *common, "--steps", "4", "--batch", "2", "--eval-every", "5"]) == 0
     assert load_state(run / "ldm" / "state.pt")["step"] == 4
+
+
+def test_sample_cache_takes_folders_in_turn_and_keeps_the_split(tmp_path):
+    """A cap below the first folder's size must not crowd out the second (3000 synthetic files vs 82 real clips:
+    the refiner was once trained on synthetic data alone); the held-out files stay the same whatever the cap."""
+    from backend.motion.datacache import SampleCache
+    from shared.spectral import NormStats
+    big = write_dataset(tmp_path / "synth", 9, seed=1, size=(16, 8))
+    small = write_dataset(tmp_path / "real", 3, seed=2, size=(16, 8))
+    stats = NormStats(np.ones(16, np.float32), 95.0)
+    capped = SampleCache([big, small], (16, 8), 16, stats, max_samples=4, holdout_every=4, split="train")
+    capped.scan()
+    assert [p.parent.name for p in capped.paths] == ["synth", "real", "synth", "real"]
+    full_train = SampleCache([big, small], (16, 8), 16, stats, max_samples=100, holdout_every=4, split="train")
+    full_val = SampleCache([big, small], (16, 8), 16, stats, max_samples=100, holdout_every=4, split="val")
+    full_train.scan()
+    full_val.scan()
+    names = lambda c: {(p.parent.name, p.name) for p in c.paths}
+    # every 4th file of the concatenated listing is held out: synth 3, 7 and real 2 (index 11)
+    assert names(full_val) == {("synth", "sample_000003.npz"), ("synth", "sample_000007.npz"),
+                               ("real", "sample_000002.npz")}
+    assert len(full_train) == 9 and not names(full_train) & names(full_val)
+    assert names(capped) <= names(full_train)

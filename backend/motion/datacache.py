@@ -8,6 +8,7 @@ training runs: `scan` picks up new files.
 """
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import cv2
@@ -64,10 +65,22 @@ class SampleCache:
         held = index % self.holdout_every == self.holdout_every - 1
         return held if self.split == "val" else not held
 
+    def _visit_order(self) -> list[tuple[int, Path]]:
+        """(index in list_samples, path), taking the folders in turn: with max_samples below the first folder's
+        size the cache still holds every folder (3000 synthetic files would otherwise crowd out 82 real clips).
+        The index, not the visiting order, decides the train/val split, so the split does not depend on it."""
+        per_folder: list[list[tuple[int, Path]]] = []
+        i = 0
+        for folder in self.folders:
+            paths = list_samples([folder])
+            per_folder.append(list(zip(range(i, i + len(paths)), paths)))
+            i += len(paths)
+        return [item for row in itertools.zip_longest(*per_folder) for item in row if item is not None]
+
     def scan(self, limit: int | None = None) -> int:
-        """Load up to `limit` new files (all when None). Returns how many were added."""
+        """Load up to `limit` new files (all when None), folders in turn. Returns how many were added."""
         added = 0
-        for i, p in enumerate(list_samples(self.folders)):
+        for i, p in self._visit_order():
             if len(self.paths) >= self.max_samples or (limit is not None and added >= limit):
                 break
             if p in self._seen or not self._wanted(i):
