@@ -75,6 +75,24 @@ def test_vae_learns_a_batch():
     assert loss.item() < 0.7 * first
 
 
+def test_refiner_keep_amount_moves_motion_without_changing_its_total():
+    """refine_keep_amount: each refined slice channel keeps the plain upsampling's total |S| (sum of squares of the
+    normalised values) while the refiner is still free to move motion between pixels."""
+    cfg = MotionConfig(K=4, refine_channels=8, refine_blocks=2, refine_keep_amount=True)
+    torch.manual_seed(0)
+    model = MotionRefiner(cfg)
+    torch.nn.init.normal_(model.conv_out.weight, std=0.3)          # a trained-looking, non-identity residual
+    coarse, image, k = torch.randn(4, 4, 6, 8), torch.rand(4, 3, 12, 16), torch.arange(4)
+    with torch.no_grad():
+        out, plain = model(coarse, image, k), model.upsample(coarse)
+        free = MotionRefiner(MotionConfig(K=4, refine_channels=8, refine_blocks=2))
+        free.load_state_dict(model.state_dict())
+        unkept = free(coarse, image, k)
+    torch.testing.assert_close(out.square().sum(dim=(-2, -1)), plain.square().sum(dim=(-2, -1)), rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(unkept.square().sum(dim=(-2, -1)), plain.square().sum(dim=(-2, -1)), rtol=1e-2)
+    assert not torch.allclose(out / out.norm(), plain / plain.norm(), atol=1e-3)   # motion was moved, not kept as is
+
+
 def test_refiner_starts_as_plain_upsampling_and_learns_edges_from_the_image():
     """Fresh: exactly the bilinear upsampling (scaled by sqrt(factor), the normalisation's grid rule). Trained on
     batches where the coarse motion is spread over the whole frame and the truth moves only the object the

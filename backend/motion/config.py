@@ -68,6 +68,7 @@ class MotionConfig:
     refine_lr: float = 1e-3
     refine_crop: tuple[int, int] = (128, 96)         # (W, H) crops of the fine grid
     refine_latent_noise: float = 0.5                 # max std of noise added to latents in training (sampler error)
+    refine_keep_amount: bool = False                 # rescale refined slices to the plain upsampling's total |S|
     warmup_steps: int = 100
     ema_decay: float = 0.995                        # shipped U-Net weights are the EMA
     weight_decay: float = 0.0

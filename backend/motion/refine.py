@@ -70,4 +70,14 @@ class MotionRefiner(torch.nn.Module):
         h = self.conv_in(torch.cat([up, image * 2 - 1, emb], dim=1))
         for block in self.blocks:
             h = block(h)
-        return up + self.conv_out(F.silu(self.norm_out(h)))
+        out = up + self.conv_out(F.silu(self.norm_out(h)))
+        return keep_amount(out, up) if self.config.refine_keep_amount else out
+
+
+def keep_amount(refined: torch.Tensor, plain: torch.Tensor) -> torch.Tensor:
+    """Rescale each slice channel so its total |S| equals the plain upsampling's: the refiner then only moves
+    motion (off static pixels, onto edges) and cannot shrink it, which an L1 regressor does where it is unsure.
+    Normalised S' = sign(S) sqrt(|S| / s_k), so sum |S| is proportional to sum S'^2."""
+    want = plain.square().sum(dim=(-2, -1), keepdim=True)
+    have = refined.square().sum(dim=(-2, -1), keepdim=True)
+    return refined * torch.sqrt(want / have.clamp_min(1e-12))
