@@ -236,12 +236,7 @@ def run(args: argparse.Namespace) -> int:
         z0, k, images, vol = make_batch(train, stage, batch, rng, args.weights, device)
         with common.autocast(device):
             loss = diffusion_loss(model, scheduler, cfg, z0, k, images, vol, rng_t)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        scaler.step(opt)
-        scaler.update()
+        common.optimizer_step(opt, scaler, loss, trainable)
         update_ema(ema, unet, cfg.ema_decay if step > cfg.warmup_steps else 0.0)
         step += 1
         losses.append(float(loss.detach()))

@@ -151,12 +151,7 @@ def run(args: argparse.Namespace) -> int:
             pred = ddp(torch.from_numpy(np.ascontiguousarray(decoded)).to(device),
                        torch.from_numpy(np.ascontiguousarray(images)).to(device), torch.from_numpy(ks).to(device))
             loss, parts = refine_loss(pred.float(), target, cfg)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
+        common.optimizer_step(opt, scaler, loss, model.parameters())
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))

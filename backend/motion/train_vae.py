@@ -169,12 +169,7 @@ def run(args: argparse.Namespace) -> int:
         x = random_slices(train, batch, cfg.vae_crop, rng).to(device)
         with common.autocast(device):
             loss, parts = vae_loss(common.unwrap(ddp) if dist.world == 1 else ddp.module, x)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.unscale_(opt)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        scaler.step(opt)
-        scaler.update()
+        common.optimizer_step(opt, scaler, loss, model.parameters())
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.4f}", l1=f"{parts['l1']:.4f}", n=len(train))

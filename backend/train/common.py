@@ -201,6 +201,16 @@ def make_scaler(device: torch.device):
     return torch.amp.GradScaler("cuda", enabled=enabled)
 
 
+def optimizer_step(opt: torch.optim.Optimizer, scaler, loss: torch.Tensor, params, max_norm: float = 1.0) -> None:
+    """One AMP-aware update: backward through the scaler, unscale, clip the gradient norm, step."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(params, max_norm)
+    scaler.step(opt)
+    scaler.update()
+
+
 def set_threads(n: int | None) -> None:
     if n:
         torch.set_num_threads(int(n))
