@@ -41,8 +41,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_vae(stage_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
-    if not (stage_dir / "model.safetensors").is_file():
-        raise FileNotFoundError(f"no trained VAE in {stage_dir}: run `gid train vae` first")
+    """The trained, frozen VAE of RUN/vae (the LDM and the refiner train behind it) -> (vae, config, stats)."""
+    for name in ("config.json", "model.safetensors", "norm_stats.json"):
+        if not (stage_dir / name).is_file():
+            raise FileNotFoundError(f"no trained VAE in {stage_dir}: {name} is missing; it needs a trained VAE "
+                                    "(run `gid train vae` first)")
     cfg = MotionConfig.load(stage_dir / "config.json")
     stats = NormStats.from_dict(json.loads((stage_dir / "norm_stats.json").read_text()))
     vae = SpectralVAE(cfg)

@@ -21,9 +21,10 @@ from backend.train import common
 from shared.spectral import NormStats, denormalize, normalize, resample_spectral
 
 from .config import MotionConfig
-from .datacache import SampleCache
+from .datacache import SampleCache, hflip
 from .metrics import amplitude_error, energy_map
 from .refine import MotionRefiner
+from .train_ldm import load_vae
 from .train_vae import add_common_arguments, wait_for_data
 from .vae import SpectralVAE, gradient_loss
 
@@ -34,19 +35,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fine_size(cfg: MotionConfig) -> tuple[int, int]:
     return cfg.work_size[0] * cfg.refine_factor, cfg.work_size[1] * cfg.refine_factor
-
-
-def load_vae(run_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
-    stage = run_dir / "vae"
-    for name in ("config.json", "model.safetensors", "norm_stats.json"):
-        if not (stage / name).is_file():
-            raise FileNotFoundError(f"`gid train refine` needs a trained VAE: {stage / name} is missing "
-                                    "(run `gid train vae` first)")
-    cfg = MotionConfig.load(stage / "config.json")
-    stats = NormStats.from_dict(json.loads((stage / "norm_stats.json").read_text()))
-    vae = SpectralVAE(cfg)
-    common.load_module(vae, stage / "model.safetensors")
-    return vae.to(device).eval().requires_grad_(False), cfg, stats
 
 
 def coarse_slices(fine: np.ndarray, ks: np.ndarray, stats: NormStats, cfg: MotionConfig) -> np.ndarray:
@@ -73,14 +61,11 @@ def random_batch(cache: SampleCache, batch: int, cfg: MotionConfig, stats: NormS
     for _ in range(batch):
         i = int(rng.integers(len(cache)))
         k = int(rng.integers(cache.K))
-        s = cache.spectral[i][k].astype(np.float32)
-        img = cache.images[i].astype(np.float32).transpose(2, 0, 1) / 255
+        img, s = cache.images[i], cache.spectral[i][k:k + 1]
         if rng.random() < 0.5:
-            s = s[:, :, ::-1].copy()
-            s[0:2] *= -1
-            img = img[:, :, ::-1].copy()
-        fine.append(s)
-        images.append(img)
+            img, s = hflip(img, s)
+        fine.append(s[0].astype(np.float32))
+        images.append(img.astype(np.float32).transpose(2, 0, 1) / 255)
         ks.append(k)
     fine_a, ks_a = np.stack(fine), np.asarray(ks)
     return fine_a, coarse_slices(fine_a, ks_a, stats, cfg), np.stack(images), ks_a
@@ -111,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     run_dir = Path(args.out)
     stage_dir = run_dir / "refine"
     wait_for_data(args.data, args.min_samples)
-    vae, vae_cfg, stats = load_vae(run_dir, device)
+    vae, vae_cfg, stats = load_vae(run_dir / "vae", device)
     cfg = MotionConfig.load(stage_dir / "config.json") if (stage_dir / "config.json").is_file() else vae_cfg
     steps = args.steps or cfg.refine_steps
     batch = args.batch or cfg.refine_batch
