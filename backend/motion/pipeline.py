@@ -6,11 +6,12 @@ only composes them with the U-Net and the VAE. Shapes: N volumes x K slices are 
 """
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler
+from diffusers import DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, UniPCMultistepScheduler
 
 from backend.jobs import NULL_CONTEXT, JobContext
 from shared.spectral import NormStats
@@ -30,14 +31,26 @@ def training_scheduler(config: MotionConfig) -> DDPMScheduler:
     return DDPMScheduler(**_scheduler_kwargs(config), clip_sample=False)
 
 
+SAMPLERS = ("ddim", "dpm++", "unipc")
+
+
 def sampling_scheduler(config: MotionConfig, sampler: str):
+    """A fresh diffusers scheduler for `sampler`; all integrate the same probability-flow ODE.
+
+    dpm++ takes its steps uniformly in log-SNR (`use_lu_lambdas`) at third order: with the cosine schedule the
+    default trailing timestep spacing packs the steps where the log-SNR is flat and, at 25 steps, came out with
+    24% less motion than the converged ODE; this one is within ~4% of 250-step DDIM (scripts/bench_samplers.py).
+    lambda_min_clipped keeps the first step off the cosine schedule's log-SNR of -inf at t = T (diffusers' advice).
+    """
     if sampler == "ddim":
         return DDIMScheduler(**_scheduler_kwargs(config), clip_sample=False, set_alpha_to_one=True,
                              timestep_spacing="trailing")
     if sampler == "dpm++":
         return DPMSolverMultistepScheduler(**_scheduler_kwargs(config), algorithm_type="dpmsolver++",
-                                           solver_order=2, timestep_spacing="trailing")
-    raise ValueError(f"sampler must be 'ddim' or 'dpm++', not {sampler!r}")
+                                           solver_order=3, use_lu_lambdas=True, lambda_min_clipped=-5.1)
+    if sampler == "unipc":
+        return UniPCMultistepScheduler(**_scheduler_kwargs(config), timestep_spacing="trailing")
+    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
 
 
 def training_target(config: MotionConfig, scheduler: DDPMScheduler, z0: torch.Tensor, noise: torch.Tensor,
@@ -104,7 +117,7 @@ class MotionPipeline:
         ctx = ctx or NULL_CONTEXT
         steps = int(steps or cfg.sample_steps)
         guidance = cfg.guidance if guidance is None else float(guidance)
-        sampler = "ddim" if loop else (sampler or cfg.sampler)   # self-recurrence needs a one-step sampler
+        sampler = sampler or cfg.sampler
         if steps < 1:
             raise ValueError(f"steps must be >= 1, got {steps}")
         dev = self.device
@@ -128,11 +141,13 @@ class MotionPipeline:
                     out = self._model_output(z, t, k, cond, uncond, guidance)
                 if loop:
                     out = out + self._loop_guidance(z, t, k, cond, scheduler)
-                z_prev = scheduler.step(out, t, z).prev_sample
                 if loop and r < repeats - 1:
+                    # A trial step on a copy: multistep solvers keep a history and a step index, which only
+                    # the final pass at this noise level may advance.
+                    z_prev = copy.deepcopy(scheduler).step(out, t, z).prev_sample
                     z = self._renoise(z_prev, t, timesteps, i, scheduler, gen)
                 else:
-                    z = z_prev
+                    z = scheduler.step(out, t, z).prev_sample
             ctx.step("diffusion", (i + 1) / len(timesteps))
         with torch.no_grad():
             decoded = self.vae.decode(z)
