@@ -4,6 +4,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from backend.motion.config import SAMPLERS
+
 DEFAULT_TEST = Path("runs/data/synth_test")
 DEFAULT_REAL = Path("runs/data/loops/val")
 DEFAULT_TRAIN = [Path("runs/data/synth_train")]
@@ -67,7 +69,7 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=4, help="model samples per scene (best-of-N EPE)")
     p.add_argument("--checkpoint", help="motion model checkpoint folder (default: shipped weights)")
     p.add_argument("--steps", type=int, help="sampler steps (default: the model's)")
-    p.add_argument("--sampler", choices=("ddim", "dpm++", "unipc"), help="sampler (default: the model's)")
+    p.add_argument("--sampler", choices=SAMPLERS, help="sampler (default: the model's)")
     p.add_argument("--guidance", type=float, help="classifier-free guidance scale (default: the model's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+SAMPLERS = ("ddim", "dpm++", "unipc")               # built by pipeline.sampling_scheduler
+
 
 @dataclass(frozen=True)
 class MotionConfig:
@@ -43,7 +45,7 @@ class MotionConfig:
     train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"
     prediction_type: str = "v_prediction"
-    sampler: str = "dpm++"                          # "ddim" | "dpm++" | "unipc" (pipeline.sampling_scheduler)
+    sampler: str = "dpm++"                          # one of SAMPLERS
     sample_steps: int = 25
     # ---- loop self-guidance (SPEC section 3, Eq. 5)
     loop_guidance_scale: float = 200.0
@@ -92,8 +94,8 @@ class MotionConfig:
         if w % f or h % f:
             raise ValueError(f"work_size {self.work_size} must be divisible by {f} (VAE factor {self.vae_factor} x "
                              f"U-Net factor {2 ** (len(self.unet_channels) - 1)})")
-        if self.sampler not in ("ddim", "dpm++", "unipc"):
-            raise ValueError(f"sampler must be 'ddim', 'dpm++' or 'unipc', not {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', not {self.prediction_type!r}")
         if any(lv >= len(self.unet_channels) for lv in self.freq_attention_levels):
