@@ -6,12 +6,14 @@ so runs with the same guidance integrate the same probability-flow ODE and their
 first run is the reference.
 
     python scripts/bench_samplers.py [--data runs/data/synth_test] [--scenes 8] [--samples 1]
-        [--runs ddim:250 dpm++:25 unipc:25] [--guidance G ...] [--checkpoint DIR] [--threads 2] [--json OUT]
+        [--runs ddim:250 dpm++:25 unipc:25 dpm++:25:loop] [--guidance G ...] [--checkpoint DIR] [--threads 2]
+        [--json OUT]
 
 With several --guidance values every run is done at each (guidance sweep: pick the guidance on held-out
 TRAINING scenes, never on the test scenes). Prints per run: (a), (b), (c) amount / truth, the ratios of (a),
 (b) and the amount to the reference's, the mean |difference| of the motion to the reference's over its mean
-|motion| (same guidance only), and seconds per predict.
+|motion| (same guidance and loop mode only), the loop gap (mean |displacement(period) - displacement(0)| over the
+motion amount: what loop self-guidance, `:loop`, lowers) and seconds per predict.
 """
 from __future__ import annotations
 
@@ -29,20 +31,27 @@ from backend.eval.evaluate import load_scene, write_json_atomic  # noqa: E402
 from shared.spectral import resample_spectral  # noqa: E402
 
 
-def parse_run(text: str) -> tuple[str, int]:
-    sampler, _, steps = text.partition(":")
-    if not steps.isdigit() or int(steps) < 1:
-        raise argparse.ArgumentTypeError(f"a run is SAMPLER:STEPS (e.g. dpm++:25), not {text!r}")
-    return sampler, int(steps)
+def parse_run(text: str) -> tuple[str, int, bool]:
+    sampler, _, rest = text.partition(":")
+    steps, _, mode = rest.partition(":")
+    if not steps.isdigit() or int(steps) < 1 or mode not in ("", "loop"):
+        raise argparse.ArgumentTypeError(f"a run is SAMPLER:STEPS[:loop] (e.g. dpm++:25), not {text!r}")
+    return sampler, int(steps), mode == "loop"
 
 
-def scene_figures(pred: np.ndarray, scene, truth_tex: np.ndarray, no_motion_error: float) -> dict:
+def scene_figures(pred: np.ndarray, scene, truth_tex: np.ndarray, no_motion_error: float, config) -> dict:
+    import torch
+    from backend.motion.pipeline import loop_loss
     f = metrics.motion_figures(pred, scene.spectral, scene.T, scene.valid, truth_tex)
     truth_amount = metrics.motion_amount(scene.spectral, scene.T, scene.valid)
+    # how far the motion is from closing over the model's loop period, per pixel of motion (loop self-guidance
+    # lowers it; the exact-closure loop of `shared` is applied later and is not part of this figure)
+    gap = loop_loss(torch.from_numpy(pred[None]), config.T, config.loop_period).item()
     return {"a_energy_corr": f["energy_correlation"],
             "b_error_vs_no_motion": f["amplitude_error_px"] / no_motion_error,
             "c_amount_vs_truth": f["motion_amount_px"] / truth_amount,
-            "amount_px": f["motion_amount_px"]}
+            "amount_px": f["motion_amount_px"],
+            "loop_gap_vs_amount": gap / max(f["motion_amount_px"], 1e-12)}
 
 
 def main(argv=None) -> int:
@@ -69,45 +78,45 @@ def main(argv=None) -> int:
     truth_tex = [metrics.motion_texture(s.spectral, s.T) for s in scenes]
     no_motion_err = [metrics.amplitude_error(baselines.no_motion(s.spectral.shape[0], s.image.shape[1::-1]),
                                              s.spectral, s.T, s.valid) for s in scenes]
-    combos = [(sampler, steps, g) for g in args.guidance for sampler, steps in args.runs]
+    combos = [(sampler, steps, loop, g) for g in args.guidance for sampler, steps, loop in args.runs]
     print(f"{len(scenes)} scenes of {args.data}, {args.samples} sample(s) each, model guidance "
           f"{predictor.config.guidance}, reference {combos[0][0]}:{combos[0][1]}", flush=True)
 
     outputs: dict[tuple, list[np.ndarray]] = {}
     rows = []
-    for sampler, steps, g in combos:
+    for sampler, steps, loop, g in combos:
         preds, figs, t0 = [], [], time.perf_counter()
         for i, scene in enumerate(scenes):
             p = predictor.predict(scene.image, seed=i, samples=args.samples, steps=steps, guidance=g,
-                                  sampler=sampler)
+                                  sampler=sampler, loop=loop)
             vols = [resample_spectral(np.asarray(v, np.float32), scene.image.shape[1::-1])[:scene.spectral.shape[0]]
                     for v in p.spectral]
             preds.append(np.stack(vols))
-            figs.append([scene_figures(v, scene, truth_tex[i], no_motion_err[i]) for v in vols])
+            figs.append([scene_figures(v, scene, truth_tex[i], no_motion_err[i], predictor.config) for v in vols])
         seconds = (time.perf_counter() - t0) / len(scenes)
-        outputs[(sampler, steps, g)] = preds
+        outputs[(sampler, steps, loop, g)] = preds
         mean = {k: float(np.mean([[f[k] for f in per] for per in figs])) for k in figs[0][0]}
-        rows.append({"sampler": sampler, "steps": steps, "guidance": g if g is not None else predictor.config.guidance,
+        rows.append({"sampler": sampler, "steps": steps, "loop": loop, "guidance": g if g is not None else predictor.config.guidance,
                      "seconds_per_predict": seconds, **mean,
                      "per_scene": [{"name": s.name, **{k: float(np.mean([f[k] for f in per])) for k in per[0]}}
                                    for s, per in zip(scenes, figs)]})
-        print(f"  done {sampler}:{steps} guidance {rows[-1]['guidance']}: {seconds:.1f} s per predict", flush=True)
+        print(f"  done {sampler}:{steps}{':loop' if loop else ''} guidance {rows[-1]['guidance']}: {seconds:.1f} s per predict", flush=True)
 
     ref = rows[0]
     ref_out = outputs[combos[0]]
     print(f"\n{'run':>16} {'guid':>5} {'(a) corr':>9} {'(b) err/still':>13} {'(c) amt/truth':>13} "
-          f"{'(a)/ref':>8} {'(b)/ref':>8} {'amt/ref':>8} {'|diff|/ref':>10} {'s/pred':>7}")
+          f"{'(a)/ref':>8} {'(b)/ref':>8} {'amt/ref':>8} {'|diff|/ref':>10} {'loop gap':>8} {'s/pred':>7}")
     for row, combo in zip(rows, combos):
-        same_ode = combo[2] == combos[0][2]
+        same_ode = combo[2:] == combos[0][2:]         # same guidance, same loop mode
         diff = (float(np.mean([np.abs(a - b).mean() / max(np.abs(b).mean(), 1e-12)
                                for a, b in zip(outputs[combo], ref_out)])) if same_ode else float("nan"))
         row.update({"a_vs_ref": row["a_energy_corr"] / ref["a_energy_corr"],
                     "b_vs_ref": row["b_error_vs_no_motion"] / ref["b_error_vs_no_motion"],
                     "amount_vs_ref": row["amount_px"] / ref["amount_px"], "relative_difference_vs_ref": diff})
-        name = f"{row['sampler']}:{row['steps']}"
+        name = f"{row['sampler']}:{row['steps']}" + (":loop" if row["loop"] else "")
         print(f"{name:>16} {row['guidance']:5.2f} {row['a_energy_corr']:9.3f} {row['b_error_vs_no_motion']:13.3f} "
               f"{row['c_amount_vs_truth']:13.3f} {row['a_vs_ref']:8.3f} {row['b_vs_ref']:8.3f} "
-              f"{row['amount_vs_ref']:8.3f} {diff:10.3f} {row['seconds_per_predict']:7.1f}")
+              f"{row['amount_vs_ref']:8.3f} {diff:10.3f} {row['loop_gap_vs_amount']:8.3f} {row['seconds_per_predict']:7.1f}")
     if args.json:
         write_json_atomic(args.json, {"data": str(args.data), "scenes": len(scenes), "samples": args.samples,
                                       "checkpoint": args.checkpoint or "default", "runs": rows})
