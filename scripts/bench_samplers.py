@@ -24,10 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.eval import baselines, metrics  # noqa: E402
 from backend.eval.evaluate import load_scene, write_json_atomic  # noqa: E402
+from backend.motion.pipeline import loop_loss  # noqa: E402
+from backend.motion.predictor import MotionPredictor  # noqa: E402
 from shared.spectral import resample_spectral  # noqa: E402
 
 
@@ -40,8 +43,6 @@ def parse_run(text: str) -> tuple[str, int, bool]:
 
 
 def scene_figures(pred: np.ndarray, scene, truth_tex: np.ndarray, no_motion_error: float, config) -> dict:
-    import torch
-    from backend.motion.pipeline import loop_loss
     f = metrics.motion_figures(pred, scene.spectral, scene.T, scene.valid, truth_tex)
     truth_amount = metrics.motion_amount(scene.spectral, scene.T, scene.valid)
     # how far the motion is from closing over the model's loop period, per pixel of motion (loop self-guidance
@@ -59,17 +60,15 @@ def main(argv=None) -> int:
     ap.add_argument("--data", default="runs/data/synth_test", help="folder of sample .npz files (with truth)")
     ap.add_argument("--scenes", type=int, default=8, help="first N scenes of the folder (sorted by name)")
     ap.add_argument("--samples", type=int, default=1, help="samples per scene (seeds scene index, batched)")
-    ap.add_argument("--runs", type=parse_run, nargs="+", default=[("ddim", 250), ("dpm++", 25)],
-                    help="SAMPLER:STEPS ...; the first is the reference")
+    ap.add_argument("--runs", type=parse_run, nargs="+", default=[("ddim", 250, False), ("dpm++", 25, False)],
+                    help="SAMPLER:STEPS[:loop] ...; the first is the reference")
     ap.add_argument("--guidance", type=float, nargs="+", default=[None], help="default: the model's")
     ap.add_argument("--checkpoint", default=None, help="checkpoint dir (default: the shipped model)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None, help="write per-scene figures here")
     args = ap.parse_args(argv)
 
-    import torch
     torch.set_num_threads(args.threads)
-    from backend.motion.predictor import MotionPredictor
     predictor = MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
     files = sorted(Path(args.data).glob("*.npz"))[:args.scenes]
     if not files:
@@ -89,18 +88,20 @@ def main(argv=None) -> int:
         for i, scene in enumerate(scenes):
             p = predictor.predict(scene.image, seed=i, samples=args.samples, steps=steps, guidance=g,
                                   sampler=sampler, loop=loop)
-            vols = [resample_spectral(np.asarray(v, np.float32), scene.image.shape[1::-1])[:scene.spectral.shape[0]]
-                    for v in p.spectral]
+            K = scene.spectral.shape[0]
+            vols = [resample_spectral(np.asarray(v, np.float32), scene.image.shape[1::-1])[:K] for v in p.spectral]
             preds.append(np.stack(vols))
             figs.append([scene_figures(v, scene, truth_tex[i], no_motion_err[i], predictor.config) for v in vols])
         seconds = (time.perf_counter() - t0) / len(scenes)
         outputs[(sampler, steps, loop, g)] = preds
         mean = {k: float(np.mean([[f[k] for f in per] for per in figs])) for k in figs[0][0]}
-        rows.append({"sampler": sampler, "steps": steps, "loop": loop, "guidance": g if g is not None else predictor.config.guidance,
+        guidance = g if g is not None else predictor.config.guidance
+        rows.append({"sampler": sampler, "steps": steps, "loop": loop, "guidance": guidance,
                      "seconds_per_predict": seconds, **mean,
                      "per_scene": [{"name": s.name, **{k: float(np.mean([f[k] for f in per])) for k in per[0]}}
                                    for s, per in zip(scenes, figs)]})
-        print(f"  done {sampler}:{steps}{':loop' if loop else ''} guidance {rows[-1]['guidance']}: {seconds:.1f} s per predict", flush=True)
+        print(f"  done {sampler}:{steps}{':loop' if loop else ''} guidance {guidance}: {seconds:.1f} s per predict",
+              flush=True)
 
     ref = rows[0]
     ref_out = outputs[combos[0]]
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
         name = f"{row['sampler']}:{row['steps']}" + (":loop" if row["loop"] else "")
         print(f"{name:>16} {row['guidance']:5.2f} {row['a_energy_corr']:9.3f} {row['b_error_vs_no_motion']:13.3f} "
               f"{row['c_amount_vs_truth']:13.3f} {row['a_vs_ref']:8.3f} {row['b_vs_ref']:8.3f} "
-              f"{row['amount_vs_ref']:8.3f} {diff:10.3f} {row['loop_gap_vs_amount']:8.3f} {row['seconds_per_predict']:7.1f}")
+              f"{row['amount_vs_ref']:8.3f} {diff:10.3f} {row['loop_gap_vs_amount']:8.3f} "
+              f"{row['seconds_per_predict']:7.1f}")
     if args.json:
         write_json_atomic(args.json, {"data": str(args.data), "scenes": len(scenes), "samples": args.samples,
                                       "checkpoint": args.checkpoint or "default", "runs": rows})
