@@ -221,9 +221,8 @@ def test_sampling_shapes_seeds_and_batches(sampler):
 def _solve_gaussian_ode(sampler: str, steps: int, data_std: torch.Tensor) -> torch.Tensor:
     """Run `sampler` with the exact v-prediction of zero-mean Gaussian data (std per dimension), from fixed
     noise; return |result| / |exact probability-flow ODE solution| per dimension (1 = converged)."""
-    from backend.motion.pipeline import sampling_scheduler, set_sampling_timesteps
-    scheduler = sampling_scheduler(MotionConfig(), sampler)
-    set_sampling_timesteps(scheduler, steps)
+    from backend.motion.pipeline import sampling_scheduler
+    scheduler = sampling_scheduler(MotionConfig(), sampler, steps)
     acp = scheduler.alphas_cumprod.double()
     noise = torch.randn(512, data_std.numel(), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     z = noise * scheduler.init_noise_sigma

@@ -31,41 +31,37 @@ def training_scheduler(config: MotionConfig) -> DDPMScheduler:
     return DDPMScheduler(**_scheduler_kwargs(config), clip_sample=False)
 
 
-def sampling_scheduler(config: MotionConfig, sampler: str):
-    """A fresh diffusers scheduler for `sampler`; all integrate the same probability-flow ODE. Call
-    `set_sampling_timesteps` on it (not `set_timesteps`): dpm++ takes its own grid.
+LAMBDA_MIN = -5.0          # log(alpha / sigma) where the dpm++ grid starts
+
+
+def sampling_scheduler(config: MotionConfig, sampler: str, steps: int, device=None):
+    """A fresh diffusers scheduler for `sampler` with `steps` timesteps set; all integrate the same
+    probability-flow ODE.
 
     dpm++ is third order on a grid uniform in log-SNR. With the cosine schedule, trailing timestep spacing ends
     in one step from t = 39 to 0 while the latents' small-scale components are still under noise: at 25 steps it
     came out with 24% less motion than the converged ODE. diffusers' own log-SNR grid (`use_lu_lambdas`) spends
     its first steps at t ~ 998, where the log-SNR runs down to -10 and nothing forms, and at 10 steps overshot
-    (1.7x the motion); so the grid starts at log-SNR -10 (lambda -5, diffusers' advice for this schedule).
+    (1.7x the motion); so the grid runs evenly in lambda = log(alpha / sigma) from LAMBDA_MIN (diffusers' advice
+    for this schedule) to the cleanest step, fewer steps if two round to the same timestep.
     """
+    kwargs = _scheduler_kwargs(config)
     if sampler == "ddim":
-        return DDIMScheduler(**_scheduler_kwargs(config), clip_sample=False, set_alpha_to_one=True,
-                             timestep_spacing="trailing")
-    if sampler == "dpm++":
-        return DPMSolverMultistepScheduler(**_scheduler_kwargs(config), algorithm_type="dpmsolver++",
-                                           solver_order=3)
-    if sampler == "unipc":
-        return UniPCMultistepScheduler(**_scheduler_kwargs(config), timestep_spacing="trailing")
-    raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
-
-
-LAMBDA_MIN = -5.0          # log(alpha / sigma) where the dpm++ grid starts
-
-
-def set_sampling_timesteps(scheduler, steps: int, device=None) -> None:
-    """Set `steps` sampling steps; a DPM-Solver scheduler gets timesteps evenly spaced in lambda = log(alpha /
-    sigma) from LAMBDA_MIN to the schedule's cleanest step (fewer if two round to the same timestep)."""
-    if not isinstance(scheduler, DPMSolverMultistepScheduler):
-        scheduler.set_timesteps(steps, device=device)
-        return
-    acp = scheduler.alphas_cumprod.double()
-    lam = (0.5 * torch.log(acp / (1 - acp))).numpy()            # decreasing in t
-    targets = np.linspace(max(LAMBDA_MIN, lam.min()), lam.max(), int(steps))
-    ts = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)   # nearest training timestep to each target
-    scheduler.set_timesteps(timesteps=sorted({int(t) for t in ts}, reverse=True), device=device)
+        scheduler = DDIMScheduler(**kwargs, clip_sample=False, set_alpha_to_one=True, timestep_spacing="trailing")
+    elif sampler == "unipc":
+        scheduler = UniPCMultistepScheduler(**kwargs, timestep_spacing="trailing")
+    elif sampler == "dpm++":
+        scheduler = DPMSolverMultistepScheduler(**kwargs, algorithm_type="dpmsolver++", solver_order=3)
+        acp = scheduler.alphas_cumprod.double()
+        lam = (0.5 * torch.log(acp / (1 - acp))).numpy()            # decreasing in t
+        targets = np.linspace(max(LAMBDA_MIN, lam.min()), lam.max(), int(steps))
+        ts = np.abs(lam[None, :] - targets[:, None]).argmin(axis=1)   # nearest training timestep to each target
+        scheduler.set_timesteps(timesteps=sorted({int(t) for t in ts}, reverse=True), device=device)
+        return scheduler
+    else:
+        raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {sampler!r}")
+    scheduler.set_timesteps(int(steps), device=device)
+    return scheduler
 
 
 def training_target(config: MotionConfig, scheduler: DDPMScheduler, z0: torch.Tensor, noise: torch.Tensor,
@@ -139,8 +135,7 @@ class MotionPipeline:
         K, C = cfg.K, cfg.latent_channels
         w, h = cfg.latent_size
         n = samples * K
-        scheduler = sampling_scheduler(cfg, sampler)
-        set_sampling_timesteps(scheduler, steps, device=dev)
+        scheduler = sampling_scheduler(cfg, sampler, steps, device=dev)
         gen = torch.Generator().manual_seed(int(seed))
         z = torch.randn((n, C, h, w), generator=gen).to(dev) * scheduler.init_noise_sigma
         k = torch.arange(K, device=dev).repeat(samples)
