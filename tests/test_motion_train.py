@@ -79,6 +79,55 @@ def test_three_stages_resume_and_predict(tmp_path):
         MotionPredictor.load(ckpt, device="cpu")
 
 
+def test_init_from_fine_tunes_at_another_working_size(tmp_path, capsys):
+    """--init-from starts stage 1 from a trained U-Net's spatial weights and stage 2 from its frequency attention,
+    at another working size (the U-Net is fully convolutional); a file of another preset fails clearly."""
+    from safetensors.torch import load_file
+    data = write_dataset(tmp_path / "data", 12, size=(64, 32))
+    common = ["--data", str(data), "--threads", "1", "--min-samples", "4", "--holdout-every", "6", "--eval-every", "5"]
+    a = tmp_path / "a"
+    assert main(["train", "vae", *common, "--out", str(a), "--steps", "1", "--batch", "4", "--set", *SET]) == 0
+    assert main(["train", "ldm", *common, "--out", str(a), "--steps", "2", "--batch", "4", "--sample-steps", "1"]) == 0
+    assert main(["train", "ldm-freq", *common, "--out", str(a), "--steps", "2", "--batch", "1", "--sample-steps", "1"]) == 0
+
+    b = tmp_path / "b"
+    shutil.copytree(a / "vae", b / "vae")
+    config = json.loads((b / "vae" / "config.json").read_text())
+    config["work_size"] = [64, 32]
+    (b / "vae" / "config.json").write_text(json.dumps(config))
+    tiny_lr = ["--lr", "1e-30"]          # the weights stay as initialised, so the test sees where they came from
+    assert main(["train", "ldm", *common, "--out", str(b), "--steps", "1", "--batch", "4", *tiny_lr,
+                 "--init-from", str(a / "ldm_freq")]) == 0
+    assert "stage 1 initialised from" in capsys.readouterr().out
+    assert main(["train", "ldm-freq", *common, "--out", str(b), "--steps", "1", "--batch", "1", *tiny_lr,
+                 "--init-from", str(a / "ldm_freq")]) == 0
+    source, tuned = load_file(a / "ldm_freq" / "model.safetensors"), load_file(b / "ldm_freq" / "model.safetensors")
+    assert set(source) == set(tuned)
+    for k in source:
+        np.testing.assert_allclose(tuned[k].numpy(), source[k].numpy(), atol=1e-6)
+    assert json.loads((b / "ldm_freq" / "config.json").read_text())["work_size"] == [64, 32]
+    from backend.motion.predictor import MotionPredictor
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(b / "vae", ckpt / "vae")
+    shutil.copytree(b / "ldm_freq", ckpt / "ldm")
+    assert MotionPredictor.load(ckpt, device="cpu").predict(np.zeros((32, 64, 3), np.uint8), steps=1).spectral.shape \
+        == (1, 16, 4, 32, 64)
+
+    # stage 2 from a stage-1 file (no frequency attention to take), and a U-Net of another width: clear errors
+    c = tmp_path / "c"
+    shutil.copytree(b / "vae", c / "vae")
+    shutil.copytree(b / "ldm", c / "ldm")
+    assert main(["train", "ldm-freq", *common, "--out", str(c), "--steps", "1", "--batch", "1",
+                 "--init-from", str(a / "ldm")]) == 1
+    assert "frequency attention" in capsys.readouterr().err
+    config["unet_channels"] = [16, 48]
+    (c / "vae" / "config.json").write_text(json.dumps(config))
+    shutil.rmtree(c / "ldm")
+    assert main(["train", "ldm", *common, "--out", str(c), "--steps", "1", "--batch", "4",
+                 "--init-from", str(a / "ldm")]) == 1
+    assert "other shapes" in capsys.readouterr().err
+
+
 def test_vae_decoder_phase_keeps_latents(tmp_path, capsys):
     """--decoder-only trains the decoder alone: encoder, latent scale (so every cached latent and the denoiser
     trained on them) stay bit-identical; it resumes its own phase and refuses to start without a trained VAE."""

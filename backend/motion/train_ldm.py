@@ -38,6 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--initial-samples", type=int, default=300, help="samples encoded before step 0 (-1: only those already in RUN/latents)")
     parser.add_argument("--scan-samples", type=int, default=20, help="new samples encoded every 50 steps")
     parser.add_argument("--sample-steps", type=int, default=10, help="sampler steps for the validation grid")
+    parser.add_argument("--init-from", default=None, metavar="DIR",
+                        help="a new stage starts from the U-Net weights in DIR/model.safetensors (e.g. a shipped "
+                             "checkpoint's ldm/, stage 1 and frequency attention), not from scratch: how a trained "
+                             "model is fine-tuned at another working size (set in RUN/vae/config.json); ignored "
+                             "when the stage resumes")
 
 
 def load_vae(stage_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
@@ -207,6 +212,8 @@ def run(args: argparse.Namespace) -> int:
         trainable = unet.freq_attention_parameters()
     else:
         trainable = list(unet.parameters())
+    if args.init_from is not None and not (stage_dir / "state.pt").is_file():
+        init_unet(unet, Path(args.init_from) / "model.safetensors", stage)
     unet.to(device)
     opt = torch.optim.AdamW(trainable, lr=lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(unet).requires_grad_(False)
@@ -259,6 +266,29 @@ def run(args: argparse.Namespace) -> int:
         save_unet(stage_dir, unet, ema, opt, step, cfg, stats)
         print(f"stage {stage} done: {stage_dir}", flush=True)
     return 0
+
+
+def init_unet(unet: FrequencyUNet, path: Path, stage: int) -> None:
+    """Start a stage from trained weights: stage 1 takes the U-Net's spatial weights (a stage-2 file's frequency
+    attention is left out), stage 2 its frequency attention (the frozen rest came from RUN/ldm). The U-Net is
+    fully convolutional, so weights trained at one working size are a head start at another."""
+    from safetensors.torch import load_file
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: no weights at {path}")
+    tensors = load_file(str(path))
+    own = unet.state_dict()
+    # aliased parameters (diffusers' Downsample2D conv) are saved under one of their names: either will do
+    wanted = {k for k in own if k.startswith("freq_attn_") == (stage == 2)} - (common._aliased_names(unet) - set(tensors))
+    missing = sorted(wanted - set(tensors))
+    if missing:
+        raise ValueError(f"--init-from {path} lacks {len(missing)} weights of stage {stage}, e.g. {missing[:3]} "
+                         "(stage 2 needs a file trained with frequency attention)")
+    bad = [k for k in wanted if tensors[k].shape != own[k].shape]
+    if bad:
+        raise ValueError(f"--init-from {path} has other shapes (another preset?), e.g. {bad[0]}: "
+                         f"{tuple(tensors[bad[0]].shape)} vs {tuple(own[bad[0]].shape)}")
+    unet.load_state_dict({k: tensors[k] for k in wanted}, strict=False)
+    print(f"stage {stage} initialised from {path} ({len(wanted)} tensors)", flush=True)
 
 
 @torch.no_grad()
