@@ -88,3 +88,28 @@ def test_bad_images_are_rejected_clearly(predictor):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="incomplete"):
         MotionPredictor.load(tmp_path)
+
+
+def test_checkpoint_resized_to_another_working_size(checkpoint, tmp_path):
+    """scripts/resize_motion_checkpoint.py: same weights on a grid twice as large; motion is in pixels of that
+    grid, so the normalisation scales double (the normalised values, and so the latents, keep their range)."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from resize_motion_checkpoint import resize_part
+    from shared.spectral import normalize, NormStats
+    for part in ("vae", "ldm"):
+        assert resize_part(checkpoint / part, tmp_path / "big" / part, (64, 32)) == 2.0
+    big = MotionPredictor.load(tmp_path / "big", device="cpu")
+    assert big.info()["work_size"] == [64, 32]
+    stats = big.pipeline.stats
+    np.testing.assert_allclose(stats.scales, 2.0)
+    motion = np.random.default_rng(0).normal(size=(16, 4, 16, 32)).astype(np.float32)
+    np.testing.assert_allclose(normalize(2 * motion, stats), normalize(motion, NormStats(stats.scales / 2, 95.0)),
+                               rtol=1e-6)
+    assert big.predict(np.zeros((32, 64, 3), np.uint8), steps=1).spectral.shape == (1, 16, 4, 32, 64)
+    with pytest.raises(ValueError, match="aspect"):
+        resize_part(checkpoint / "vae", tmp_path / "odd", (64, 16))
+    with pytest.raises(FileExistsError):
+        resize_part(checkpoint / "vae", tmp_path / "big" / "vae", (64, 32))
+    assert not (tmp_path / "odd").exists()
