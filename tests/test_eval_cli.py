@@ -124,3 +124,35 @@ def test_bench_smoke_tiny(tmp_path):
     proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme_tables.py"), str(eval_json),
                            "--readme", str(readme)], capture_output=True, text=True)
     assert proc.returncode != 0 and "results:begin" in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_eval_split_across_processes_merges_to_the_whole_run(tiny_sets, tmp_path):
+    """scripts/merge_eval.py: parts of a set (same folder name, seed offset by the scenes before) merge to the
+    figures of one run over the whole set; parts run with other settings are refused."""
+    test, _ = tiny_sets
+    files = sorted(test.glob("sample_*.npz"))
+    for part, chosen in (("a", files[:1]), ("b", files[1:])):
+        (tmp_path / part / test.name).mkdir(parents=True)
+        for f in chosen:
+            (tmp_path / part / test.name / f.name).symlink_to(f)
+    common = ["--samples", "1", "--steps", "1", "--device", "cpu", "--no-render"]
+    runs = {"whole": (test, 0), "a": (tmp_path / "a" / test.name, 0), "b": (tmp_path / "b" / test.name, 1)}
+    for name, (folder, seed) in runs.items():
+        assert cli.main(["eval", "--json", str(tmp_path / f"{name}.json"), "--data", str(folder),
+                         "--seed", str(seed), *common]) == 0
+    merge = [sys.executable, str(ROOT / "scripts" / "merge_eval.py")]
+    done = subprocess.run([*merge, str(tmp_path / "a.json"), str(tmp_path / "b.json"), "--json",
+                           str(tmp_path / "merged.json")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    whole = json.loads((tmp_path / "whole.json").read_text())["sets"][test.name]["aggregate"]
+    merged = json.loads((tmp_path / "merged.json").read_text())["sets"][test.name]["aggregate"]
+    assert set(whole) == set(merged)
+    for method, figures in whole.items():
+        for key, value in figures.items():
+            if isinstance(value, float) and key != "predict_s":
+                assert merged[method][key] == pytest.approx(value, rel=1e-5, abs=1e-9), (method, key)
+    # the second part run from seed 0 would sample other noise than the whole run: refused
+    done = subprocess.run([*merge, str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--json",
+                           str(tmp_path / "bad.json")], capture_output=True, text=True)
+    assert done.returncode != 0 and "seed" in done.stderr and not (tmp_path / "bad.json").exists()
