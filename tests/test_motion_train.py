@@ -113,6 +113,15 @@ def test_init_from_fine_tunes_at_another_working_size(tmp_path, capsys):
     assert MotionPredictor.load(ckpt, device="cpu").predict(np.zeros((32, 64, 3), np.uint8), steps=1).spectral.shape \
         == (1, 16, 4, 32, 64)
 
+    # --steps 0: stage 2 only pairs RUN/ldm with the file's frequency attention (no training step)
+    d = tmp_path / "d"
+    shutil.copytree(b / "vae", d / "vae")
+    shutil.copytree(b / "ldm", d / "ldm")
+    assert main(["train", "ldm-freq", *common, "--out", str(d), "--steps", "0", "--init-from", str(a / "ldm_freq")]) == 0
+    paired, stage1 = load_file(d / "ldm_freq" / "model.safetensors"), load_file(b / "ldm" / "model.safetensors")
+    for k, v in paired.items():
+        np.testing.assert_array_equal(v.numpy(), (source if k.startswith("freq_attn_") else stage1)[k].numpy())
+
     # stage 2 from a stage-1 file (no frequency attention to take), and a U-Net of another width: clear errors
     c = tmp_path / "c"
     shutil.copytree(b / "vae", c / "vae")

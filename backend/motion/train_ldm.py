@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a new stage starts from the U-Net weights in DIR/model.safetensors (e.g. a shipped "
                              "checkpoint's ldm/, stage 1 and frequency attention), not from scratch: how a trained "
                              "model is fine-tuned at another working size (set in RUN/vae/config.json); ignored "
-                             "when the stage resumes")
+                             "when the stage resumes. Stage 2 with --steps 0 only pairs RUN/ldm with DIR's "
+                             "frequency attention")
 
 
 def load_vae(stage_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
@@ -194,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
     stage_dir = run_dir / ("ldm_freq" if stage == 2 else "ldm")
     wait_for_data(args.data, args.min_samples)
     vae, cfg, stats = load_vae(run_dir / "vae", device)
-    steps = args.steps or (cfg.freq_steps if stage == 2 else cfg.ldm_steps)
+    steps = args.steps if args.steps is not None else (cfg.freq_steps if stage == 2 else cfg.ldm_steps)
     batch = args.batch or (cfg.freq_batch if stage == 2 else cfg.ldm_batch)
     lr = args.lr or (cfg.freq_lr if stage == 2 else cfg.ldm_lr)
     eval_every = args.eval_every or cfg.eval_every
