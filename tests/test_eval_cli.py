@@ -94,8 +94,10 @@ def test_gid_eval_bad_input_is_a_clear_error(tmp_path, capsys):
 def test_bench_smoke_tiny(tmp_path):
     import torch
     res = bench.run_bench(quick=True, device_name="cpu", sections=("simulate", "roundtrip", "predict"),
-                          data_dir=tmp_path)
+                          data_dir=tmp_path, predict_steps=(1, 2))
     assert res["kind"] == "gid-bench" and res["device"].startswith("cpu")
+    if res["sections"]["predict"]["status"] == "ok":       # the steps asked for are the steps timed
+        assert list(res["sections"]["predict"]["data"]) == ["1", "2"]
     assert res["peak_memory_mb"] > 0
     for name, sec in res["sections"].items():
         assert sec["status"] in ("ok", "missing"), name

@@ -3,7 +3,8 @@
 Sections (each either rows of {figure, value} or {"status": "missing", "why"} when its part has not landed):
 - splat: our softmax splat vs the plain index_add_ reference, reusing `scripts/bench_splat.py` (the RENDER
   engineer's; imported, not duplicated). Ratio = reference time / ours (> 1: ours faster).
-- predict: predict time and endpoint error vs DDIM steps (10, 25, 50, 250; quick: 10) on one held-out scene.
+- predict: predict time and endpoint error vs sampler steps (10, 25, 50, 250; quick: 10; or --predict-steps) on one
+  held-out scene.
 - render: frames/s of the splat preview and IBR at 256x160 and 512x288.
 - roundtrip: ZeroMQ round trip vs in-process, from `scripts/bench_roundtrip.py` (the SERVICE engineer's).
 - simulate: modal poke response (shared.modal) for a 150-frame clip on a 256x160 grid.
@@ -98,7 +99,8 @@ def _scene_for_predict(data_dir: Path):
     return load_scene(files[0])
 
 
-def bench_predict(device_name: str, quick: bool, checkpoint: str | None, data_dir: Path) -> dict:
+def bench_predict(device_name: str, quick: bool, checkpoint: str | None, data_dir: Path,
+                  steps_list: tuple[int, ...] | None = None) -> dict:
     from .evaluate import load_predictor
     predictor, status = load_predictor(checkpoint, device_name)
     if predictor is None:
@@ -112,7 +114,7 @@ def bench_predict(device_name: str, quick: bool, checkpoint: str | None, data_di
     else:
         image = scene.image
     rows, data = [], {}
-    steps_list = (10,) if quick else (10, 25, 50, 250)
+    steps_list = tuple(steps_list or ((10,) if quick else (10, 25, 50, 250)))
     base = None
     for steps in steps_list:
         t0 = time.perf_counter()
@@ -301,7 +303,7 @@ SECTIONS = ("splat", "predict", "render", "roundtrip", "simulate", "blender")
 
 def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | None = None,
               data_dir: str | Path = "runs/data/synth_test", sections=SECTIONS,
-              progress: Callable[[str], None] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, predict_steps: tuple[int, ...] | None = None) -> dict:
     from backend.device import describe, pick_device
     from .evaluate import versions
     say = progress or (lambda msg: None)
@@ -313,7 +315,7 @@ def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | 
                     "machine": platform.processor() or platform.machine(), "versions": versions(), "sections": {}}
     runners = {
         "splat": lambda: bench_splat(device, quick),
-        "predict": lambda: bench_predict(device_name, quick, checkpoint, Path(data_dir)),
+        "predict": lambda: bench_predict(device_name, quick, checkpoint, Path(data_dir), predict_steps),
         "render": lambda: bench_render(device_name, quick),
         "roundtrip": lambda: bench_roundtrip(quick, device_name),
         "simulate": lambda: bench_simulate(quick),

@@ -48,7 +48,8 @@ def cmd_bench(args) -> int:
     from .bench import SECTIONS, run_bench
     from .evaluate import write_json_atomic
     result = run_bench(quick=args.quick, device_name=args.device, checkpoint=args.checkpoint,
-                       data_dir=args.data, sections=args.sections or SECTIONS, progress=_say)
+                       data_dir=args.data, sections=args.sections or SECTIONS, progress=_say,
+                       predict_steps=args.predict_steps)
     write_json_atomic(args.json, result)
     from .report import bench_table_md
     print(bench_table_md(result))
@@ -89,4 +90,6 @@ def register(subparsers) -> None:
     b.add_argument("--checkpoint", help="motion model checkpoint folder (default: shipped weights)")
     b.add_argument("--data", default="runs/data/synth_test", help="held-out scenes for predict EPE")
     b.add_argument("--sections", nargs="+", help="only these sections")
+    b.add_argument("--predict-steps", nargs="+", type=int, help="sampler steps timed by the predict section "
+                   "(default 10 25 50 250; --quick: 10)")
     b.set_defaults(func=cmd_bench)
