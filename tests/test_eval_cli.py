@@ -48,6 +48,10 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
         assert grid["energy_correlation"] > 0.8 and vae["energy_correlation"] > 0.5
         assert grid["amplitude_error_px"] < 0.6 * agg["no_motion"]["amplitude_error_px"]
         assert 0.5 < grid["amplitude_ratio"] < 1.5
+        # a perfect image-only sampler through the same VAE: moves where the truth moves, scored like a sample
+        hidden = agg["model_vae_hidden"]
+        assert hidden["scenes"] == 2 and hidden["energy_correlation"] > 0.3
+        assert 0 < hidden["amplitude_error_px"] < 3 * agg["no_motion"]["amplitude_error_px"]
     else:
         assert "ours" not in agg and res["model"]["why"].startswith("no motion model")
     assert agg["no_motion"]["amplitude_ratio"] == 0 and agg["no_motion"]["motion_amount_px"] == 0

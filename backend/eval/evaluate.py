@@ -28,7 +28,7 @@ from shared.spectral import displacement_for_frames, resample_spectral
 from . import baselines, metrics
 
 METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount",
-           "resimulated_hidden", "model_grid", "model_vae", "model_refine")
+           "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
 # (its k >= 1 amplitudes rescaled to the truth's sum). They are the ceiling of the phase-invariant figures.
@@ -37,6 +37,8 @@ METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "re
 # With a model: the truth itself taken onto the model's working grid ("model_grid") and also through its VAE
 # ("model_vae"), and, when the model has an image-guided refiner, through VAE and refiner ("model_refine"), then
 # back: the best any sample of this model can score (a sampler that found the truth's latents exactly).
+# "model_vae_hidden" takes "resimulated_hidden" through the same grid and VAE: what a perfect image-only denoiser
+# paired with this model's VAE would score, i.e. the ceiling of a better-trained U-Net on today's VAE.
 ORACLE_WIND_SEED = 7
 HIDDEN_FREQ_JITTER = 0.4
 LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
@@ -219,6 +221,9 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
     if predictor is not None:
         for name, vae in (("model_grid", False), ("model_vae", True)):
             candidates[name] = resample_spectral(predictor.autoencode(scene.spectral, vae=vae), (W, H))[:K]
+        if candidates.get("resimulated_hidden") is not None:
+            candidates["model_vae_hidden"] = resample_spectral(
+                predictor.autoencode(candidates["resimulated_hidden"]), (W, H))[:K]
         if refine and getattr(predictor.pipeline, "refiner", None) is not None:
             candidates["model_refine"] = resample_spectral(
                 predictor.autoencode(scene.spectral, vae=True, image=scene.image), (W, H))[:K]

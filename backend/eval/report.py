@@ -21,6 +21,7 @@ METHOD_LABELS = {"ours": "ours (GID)", "no_motion": "no motion", "train_mean": "
                  "resimulated_amount": "ceiling: fresh wind, true amount",
                  "resimulated_hidden": "ceiling: fresh wind, unseen frequencies redrawn",
                  "model_grid": "ceiling: truth on the model's grid", "model_vae": "ceiling: truth through the model's VAE",
+                 "model_vae_hidden": "ceiling: unseen frequencies redrawn, through the model's VAE",
                  "model_refine": "ceiling: truth through the model's VAE and refiner",
                  "truth": "truth"}
 COLORS = {"truth": (20, 20, 20), "ours": (40, 40, 220), "no_motion": (150, 150, 150),
@@ -59,7 +60,8 @@ def motion_bars(agg: dict) -> dict | None:
     mean = agg.get("train_mean")
     out["below_train_mean"] = None if not mean else ours["amplitude_error_px"] < mean["amplitude_error_px"]
     out["b_pass"] = out["amp_err_vs_no_motion"] <= 0.6 and out["below_train_mean"] is not False
-    for m in ("resimulated", "resimulated_amount", "resimulated_hidden", "model_grid", "model_vae", "model_refine"):
+    for m in ("resimulated", "resimulated_amount", "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden",
+              "model_refine"):
         if m in agg:
             out[f"{m}_amp_err_vs_no_motion"] = agg[m]["amplitude_error_px"] / ref
             out[f"{m}_energy_correlation"] = agg[m]["energy_correlation"]
@@ -88,6 +90,9 @@ def _bars_md(b: dict) -> str:
                  + ("" if "model_refine_amp_err_vs_no_motion" not in b else
                     f", through VAE and image-guided refiner {b['model_refine_amp_err_vs_no_motion']:.2f}x")
                  + ": no sample of this model can do better.")
+    if "model_vae_hidden_amp_err_vs_no_motion" in b:
+        line += (f" A perfect image-only denoiser on this VAE (the redrawn-frequency resimulation through it) would"
+                 f" score {b['model_vae_hidden_amp_err_vs_no_motion']:.2f}x.")
     if b.get("predict_s") is not None and math.isfinite(b["predict_s"]):
         line += f" Mean predict time per scene (all samples at once): {b['predict_s']:.1f} s."
     return line
