@@ -162,3 +162,36 @@ def test_eval_split_across_processes_merges_to_the_whole_run(tiny_sets, tmp_path
     done = subprocess.run([*merge, str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--json",
                            str(tmp_path / "bad.json")], capture_output=True, text=True)
     assert done.returncode != 0 and "seed" in done.stderr and not (tmp_path / "bad.json").exists()
+
+
+@pytest.mark.timeout(300)
+def test_bar_b_ceilings_agree_with_gid_eval(tiny_sets, tmp_path):
+    """scripts/bar_b_ceilings.py: with one draw (the wind seed gid eval uses) its perfect image-only sampler, alone
+    and through the default model's VAE, scores what gid eval's resimulated_hidden / model_vae_hidden do; the
+    median of one draw is that draw."""
+    test, _ = tiny_sets
+    assert cli.main(["eval", "--json", str(tmp_path / "eval.json"), "--data", str(test), "--samples", "1",
+                     "--steps", "1", "--device", "cpu", "--no-render"]) == 0
+    res = json.loads((tmp_path / "eval.json").read_text())
+    if res["model"]["status"] != "ok":
+        pytest.skip(f"no default motion model: {res['model']['why']}")
+    agg = res["sets"][test.name]["aggregate"]
+    ref = agg["no_motion"]["amplitude_error_px"]
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bar_b_ceilings.py"), "--data", str(test),
+                           "--checkpoint", str(ROOT / "backend" / "weights" / "default"), "--draws", "1",
+                           "--json", str(tmp_path / "ceilings.json")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    got = json.loads((tmp_path / "ceilings.json").read_text())["vs_no_motion"]
+    assert got["hidden"] == pytest.approx(agg["resimulated_hidden"]["amplitude_error_px"] / ref, rel=1e-5)
+    assert got["fresh"] == pytest.approx(agg["resimulated"]["amplitude_error_px"] / ref, rel=1e-5)
+    assert got["default:truth_vae"] == pytest.approx(agg["model_vae"]["amplitude_error_px"] / ref, rel=1e-5)
+    assert got["default:hidden_vae"] == pytest.approx(agg["model_vae_hidden"]["amplitude_error_px"] / ref, rel=1e-5)
+    assert got["hidden_median"] == pytest.approx(got["hidden"], rel=1e-6)
+    # an unseeded (real) clip cannot be re-simulated: a clear refusal
+    z = dict(np.load(sorted(test.glob("sample_*.npz"))[0], allow_pickle=False))
+    z.pop("seed")
+    (tmp_path / "real").mkdir()
+    np.savez(tmp_path / "real" / "sample_000000.npz", **z)
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bar_b_ceilings.py"), "--data",
+                           str(tmp_path / "real")], capture_output=True, text=True)
+    assert done.returncode == 2 and "no generation seed" in done.stderr and "Traceback" not in done.stderr
