@@ -12,6 +12,7 @@ Each is scored as a sample (mean over the draws) and as the per-pixel median amp
 L1-optimal point estimate: what a model outputting the conditional median rather than a sample would score).
 With `--checkpoint`, the truth, the hidden draws and their median also go through each model's working grid and
 VAE (`MotionPredictor.autoencode`), so "hidden_vae" is what a perfectly trained denoiser on that VAE would score.
+A checkpoint may be a VAE alone (a run's vae/, before a denoiser is trained on it).
 Figures are ratios of the errors summed over scenes to no motion's, as `gid eval` aggregates.
 """
 from __future__ import annotations
@@ -64,7 +65,12 @@ def scene_errors(scene, draws: int, predictors: dict) -> dict[str, float]:
 
 def run(data: list[str], checkpoints: list[str], draws: int, max_scenes: int | None, device: str) -> dict:
     from backend.motion.predictor import MotionPredictor
-    predictors = {Path(c).name: MotionPredictor.load(c, device=device) for c in checkpoints}
+    predictors = {}
+    for c in map(Path, checkpoints):
+        # a whole model (vae/ + ldm/), or a VAE alone (RUN/vae, or RUN with only vae/): its ceiling before any
+        # denoiser is trained on it
+        predictors[c.name] = (MotionPredictor.load(c, device=device) if (c / "ldm").is_dir() else
+                              MotionPredictor.load_autoencoder(c / "vae" if (c / "vae").is_dir() else c, device))
     if len(predictors) != len(checkpoints):
         raise ValueError("checkpoints must have distinct folder names (they label the figures)")
     files = list_samples(data)[:max_scenes]
@@ -89,7 +95,8 @@ def run(data: list[str], checkpoints: list[str], draws: int, max_scenes: int | N
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", nargs="+", required=True, help="folders of synthetic sample_*.npz (with seeds)")
-    ap.add_argument("--checkpoint", nargs="*", default=[], help="motion model folders whose VAE to take them through")
+    ap.add_argument("--checkpoint", nargs="*", default=[],
+                    help="motion model folders (or a run's vae/ alone) whose VAE to take them through")
     ap.add_argument("--draws", type=int, default=6, help="re-simulations per scene")
     ap.add_argument("--max-scenes", type=int, default=None)
     ap.add_argument("--device", default="cpu")

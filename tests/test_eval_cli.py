@@ -178,7 +178,8 @@ def test_bar_b_ceilings_agree_with_gid_eval(tiny_sets, tmp_path):
     agg = res["sets"][test.name]["aggregate"]
     ref = agg["no_motion"]["amplitude_error_px"]
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bar_b_ceilings.py"), "--data", str(test),
-                           "--checkpoint", str(ROOT / "backend" / "weights" / "default"), "--draws", "1",
+                           "--checkpoint", str(ROOT / "backend" / "weights" / "default"),
+                           str(ROOT / "backend" / "weights" / "default" / "vae"), "--draws", "1",
                            "--json", str(tmp_path / "ceilings.json")], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     got = json.loads((tmp_path / "ceilings.json").read_text())["vs_no_motion"]
@@ -187,6 +188,9 @@ def test_bar_b_ceilings_agree_with_gid_eval(tiny_sets, tmp_path):
     assert got["default:truth_vae"] == pytest.approx(agg["model_vae"]["amplitude_error_px"] / ref, rel=1e-5)
     assert got["default:hidden_vae"] == pytest.approx(agg["model_vae_hidden"]["amplitude_error_px"] / ref, rel=1e-5)
     assert got["hidden_median"] == pytest.approx(got["hidden"], rel=1e-6)
+    # the model's VAE alone (as a run's vae/ before any denoiser) gives the same ceilings
+    for key in ("truth_vae", "hidden_vae", "hidden_median_vae"):
+        assert got[f"vae:{key}"] == pytest.approx(got[f"default:{key}"], rel=1e-6)
     # an unseeded (real) clip cannot be re-simulated: a clear refusal
     z = dict(np.load(sorted(test.glob("sample_*.npz"))[0], allow_pickle=False))
     z.pop("seed")

@@ -88,6 +88,17 @@ def test_bad_images_are_rejected_clearly(predictor):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="incomplete"):
         MotionPredictor.load(tmp_path)
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        MotionPredictor.load_autoencoder(tmp_path)
+
+
+def test_vae_alone_autoencodes_like_the_model_and_cannot_predict(checkpoint, predictor):
+    """load_autoencoder: a run's vae/ before a denoiser exists round-trips motion exactly as the whole model."""
+    vae_only = MotionPredictor.load_autoencoder(checkpoint / "vae", device="cpu")
+    spectral = np.random.default_rng(0).normal(0, 0.5, (16, 4, 40, 64)).astype(np.float32)
+    np.testing.assert_allclose(vae_only.autoencode(spectral), predictor.autoencode(spectral), rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="VAE alone"):
+        vae_only.predict(np.zeros((40, 64, 3), np.uint8))
 
 
 def test_checkpoint_resized_to_another_working_size(checkpoint, tmp_path):

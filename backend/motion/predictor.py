@@ -76,6 +76,16 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tup
     return canvas, (x0, y0, nw, nh)
 
 
+def _load_vae(folder: Path, device: torch.device) -> tuple[SpectralVAE, NormStats, MotionConfig]:
+    """folder/{config.json, model.safetensors, norm_stats.json} -> the frozen VAE on device, its stats and config."""
+    from backend.train.common import load_module
+    cfg = MotionConfig.load(folder / "config.json")
+    vae = SpectralVAE(cfg)
+    load_module(vae, folder / "model.safetensors")
+    stats = NormStats.from_dict(json.loads((folder / "norm_stats.json").read_text()))
+    return vae.to(device).eval().requires_grad_(False), stats, cfg
+
+
 class MotionPredictor:
     def __init__(self, pipeline: MotionPipeline, config: MotionConfig, device: torch.device, checkpoint: Path):
         self.pipeline, self.config, self.device, self.checkpoint = pipeline, config, device, checkpoint
@@ -94,15 +104,11 @@ class MotionPredictor:
                     raise FileNotFoundError(f"motion checkpoint incomplete: {root / part / name} is missing")
         dev = pick_device(device)
         cfg = MotionConfig.load(root / "ldm" / "config.json")
-        vae_cfg = MotionConfig.load(root / "vae" / "config.json")
-        stats = NormStats.from_dict(json.loads((root / "vae" / "norm_stats.json").read_text()))
-        vae = SpectralVAE(vae_cfg)
-        load_module(vae, root / "vae" / "model.safetensors")
+        vae, stats, _ = _load_vae(root / "vae", dev)
         unet = FrequencyUNet(cfg)
         if any(k.startswith("freq_attn_") for k in safetensors_keys(root / "ldm" / "model.safetensors")):
             unet.enable_freq_attention()
         load_module(unet, root / "ldm" / "model.safetensors")
-        vae.to(dev).eval().requires_grad_(False)
         unet.to(dev).eval().requires_grad_(False)
         refiner = None
         if "refine" in parts:
@@ -110,6 +116,19 @@ class MotionPredictor:
             load_module(refiner, root / "refine" / "model.safetensors")
             refiner.to(dev).eval().requires_grad_(False)
         return cls(MotionPipeline(vae, unet, stats, cfg, refiner), cfg, dev, root)
+
+    @classmethod
+    def load_autoencoder(cls, vae_dir: str | Path, device: str = "auto") -> "MotionPredictor":
+        """The VAE of a run alone (a VAE/ folder whose denoiser is not trained yet): `autoencode` works, `predict`
+        does not. For measuring what a VAE allows (scripts/bar_b_ceilings.py) before training a denoiser on it."""
+        from backend.device import pick_device
+        root = Path(vae_dir)
+        for name in ("config.json", "model.safetensors", "norm_stats.json"):
+            if not (root / name).is_file():
+                raise FileNotFoundError(f"VAE folder incomplete: {root / name} is missing")
+        dev = pick_device(device)
+        vae, stats, cfg = _load_vae(root, dev)
+        return cls(MotionPipeline(vae, None, stats, cfg), cfg, dev, root)
 
     @property
     def output_size(self) -> tuple[int, int]:
@@ -132,6 +151,8 @@ class MotionPredictor:
         """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect.
 
         refine=False skips the image-guided refiner (motion on the working grid, as the VAE decodes it)."""
+        if self.pipeline.unet is None:
+            raise RuntimeError(f"{self.checkpoint} is a VAE alone (load_autoencoder): it cannot predict")
         rgb = as_rgb(image)
         if not 1 <= int(samples) <= 64:
             raise ValueError(f"samples must be 1..64, got {samples}")
