@@ -76,6 +76,13 @@ def letterbox(image: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, tup
     return canvas, (x0, y0, nw, nh)
 
 
+def _require_part_files(folder: Path, what: str) -> None:
+    """A model part (vae/, ldm/, refine/) is config.json + model.safetensors + norm_stats.json: fail clearly."""
+    for name in ("config.json", "model.safetensors", "norm_stats.json"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{what} incomplete: {folder / name} is missing")
+
+
 def _load_vae(folder: Path, device: torch.device) -> tuple[SpectralVAE, NormStats, MotionConfig]:
     """folder/{config.json, model.safetensors, norm_stats.json} -> the frozen VAE on device, its stats and config."""
     from backend.train.common import load_module
@@ -99,9 +106,7 @@ class MotionPredictor:
         root = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT
         parts = ("vae", "ldm", "refine") if (root / "refine").exists() else ("vae", "ldm")
         for part in parts:
-            for name in ("config.json", "model.safetensors", "norm_stats.json"):
-                if not (root / part / name).is_file():
-                    raise FileNotFoundError(f"motion checkpoint incomplete: {root / part / name} is missing")
+            _require_part_files(root / part, "motion checkpoint")
         dev = pick_device(device)
         cfg = MotionConfig.load(root / "ldm" / "config.json")
         vae, stats, _ = _load_vae(root / "vae", dev)
@@ -123,9 +128,7 @@ class MotionPredictor:
         does not. For measuring what a VAE allows (scripts/bar_b_ceilings.py) before training a denoiser on it."""
         from backend.device import pick_device
         root = Path(vae_dir)
-        for name in ("config.json", "model.safetensors", "norm_stats.json"):
-            if not (root / name).is_file():
-                raise FileNotFoundError(f"VAE folder incomplete: {root / name} is missing")
+        _require_part_files(root, "VAE folder")
         dev = pick_device(device)
         vae, stats, cfg = _load_vae(root, dev)
         return cls(MotionPipeline(vae, None, stats, cfg), cfg, dev, root)
