@@ -26,9 +26,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.data.samples import list_samples  # noqa: E402
-from backend.data.synth import SynthConfig, resimulate  # noqa: E402
+from backend.data.synth import resimulate  # noqa: E402
 from backend.eval import metrics  # noqa: E402
-from backend.eval.evaluate import HIDDEN_FREQ_JITTER, ORACLE_WIND_SEED, load_scene, write_json_atomic  # noqa: E402
+from backend.eval.evaluate import (HIDDEN_FREQ_JITTER, ORACLE_WIND_SEED, load_scene,  # noqa: E402
+                                   resimulation_config, write_json_atomic)
 from shared.spectral import from_complex, resample_spectral, to_complex  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def scene_errors(scene, draws: int, predictors: dict) -> dict[str, float]:
     """Amplitude errors in pixels of every reference on one scene (no motion's under "no_motion")."""
     H, W = scene.image.shape[:2]
     K = scene.spectral.shape[0]
-    cfg = SynthConfig(size=(W, H), frames=scene.T, fps=scene.fps, K=K, lite=True)
+    cfg = resimulation_config(scene)
 
     def err(volume: np.ndarray) -> float:
         return metrics.amplitude_error(volume, scene.spectral, scene.T, scene.valid)

@@ -184,14 +184,19 @@ def render_figures(renderer, scene: Scene, ctx=None) -> dict:
     return out
 
 
+def resimulation_config(scene: Scene):
+    """The generator settings that re-simulate a synthetic scene on its own grid, clip length and K."""
+    from backend.data.synth import SynthConfig
+    H, W = scene.image.shape[:2]
+    return SynthConfig(size=(W, H), frames=scene.T, fps=scene.fps, K=scene.spectral.shape[0], lite=True)
+
+
 def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
     """The perfect-sampler references of a synthetic scene ({} when the scene has no generation seed)."""
     if scene.seed is None:
         return {}
-    from backend.data.synth import SynthConfig, resimulate
-    H, W = scene.image.shape[:2]
-    K = scene.spectral.shape[0]
-    cfg = SynthConfig(size=(W, H), frames=scene.T, fps=scene.fps, K=K, lite=True)
+    from backend.data.synth import resimulate
+    cfg = resimulation_config(scene)
     resim = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED)
     amp_true = metrics.amplitudes_px(scene.spectral, scene.T).sum()
     amp_resim = metrics.amplitudes_px(resim, scene.T).sum()
