@@ -51,7 +51,11 @@ def main() -> int:
     parser.add_argument("--json", required=True, type=Path, help="merged output")
     args = parser.parse_args()
     parts = [json.loads(p.read_text()) for p in args.parts]
-    merged = merge(parts, [str(p) for p in args.parts])
+    try:
+        merged = merge(parts, [str(p) for p in args.parts])
+    except ValueError as e:           # parts that cannot make one run: say why, write nothing
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     write_json_atomic(args.json, merged)
     for set_name, data in merged["sets"].items():
         print(f"{set_name}: {len(data['scenes'])} scenes -> {args.json}")
