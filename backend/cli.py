@@ -12,7 +12,7 @@ import sys
 SUBCOMMANDS = [
     "backend.train.cli",
     "backend.data.cli",
-    "backend.serve_cli",
+    "backend.service.serve_cli",
     "backend.animate",
     "backend.eval.cli",
 ]

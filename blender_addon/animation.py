@@ -1,4 +1,4 @@
-"""Reading keyframes in every Blender the add-on supports.
+"""Scene time (frame rate, default loop length) and reading keyframes in every Blender the add-on supports.
 
 Blender 4.4 introduced slotted actions: F-curves live in a channelbag per (action, slot), read with
 `bpy_extras.anim_utils.action_get_channelbag_for_slot`; 5.0 removed the legacy `Action.fcurves`. 4.2/4.3 only
@@ -37,3 +37,12 @@ def value_at(id_data, data_path: str, frame: float, static_value: float, index: 
     """The animated value of a property at a frame, or its current value when it has no F-curve."""
     fc = find(id_data, data_path, index)
     return float(fc.evaluate(frame)) if fc is not None else float(static_value)
+
+
+def default_loop_frames(scene) -> int:
+    """2 seconds at the scene frame rate."""
+    return max(2, int(round(2.0 * scene.render.fps / scene.render.fps_base)))
+
+
+def scene_fps(scene) -> float:
+    return scene.render.fps / scene.render.fps_base

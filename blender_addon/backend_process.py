@@ -13,7 +13,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-# `gid serve` flags (backend/serve_cli.py); kept in one place.
+# `gid serve` flags (backend/service/serve_cli.py); kept in one place.
 ADDRESS_FLAG = "--bind"
 TOKEN_FLAG = "--token"
 

@@ -15,7 +15,7 @@ import bpy
 import numpy as np
 
 from . import animation, fields, storage
-from .properties import scene_fps
+from .animation import scene_fps
 from .vendor import modal, spectral as sp
 
 LIVE_DIR, GEO_DIR = "live", "geo"
@@ -70,6 +70,37 @@ class PlaneInfo:
         u = (co[0] - self.lo[0]) / self.extent[0]
         v = (co[1] - self.lo[1]) / self.extent[1]
         return float(u * grid[0] - 0.5), float((1.0 - v) * grid[1] - 0.5)
+
+
+_pending_updates: set[str] = set()
+
+
+def on_control_changed(self, context) -> None:
+    """Update callback of the object's controls: re-apply live displacement shortly after a change (UI only:
+    timers never fire headless)."""
+    if bpy.app.background or not self.auto_update or self.display != "LIVE":
+        return
+    schedule_live_update(self.id_data.name)
+
+
+def schedule_live_update(obj_name: str) -> None:
+    """Debounced re-apply from property updates (UI): many slider events -> one write."""
+    _pending_updates.add(obj_name)
+    if not bpy.app.timers.is_registered(_flush_live_updates):
+        bpy.app.timers.register(_flush_live_updates, first_interval=0.3)
+
+
+def _flush_live_updates():
+    names = list(_pending_updates)
+    _pending_updates.clear()
+    for name in names:
+        obj = bpy.data.objects.get(name)
+        if obj is not None and obj.gid.has_motion and obj.gid.display == "LIVE":
+            try:
+                apply(obj, bpy.context.scene)
+            except (ValueError, RuntimeError, OSError) as exc:
+                print(f"GID: live update of {name} failed: {exc}")
+    return None
 
 
 def image_pixels(image, size: tuple[int, int] | None = None) -> np.ndarray:

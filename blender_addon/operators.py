@@ -13,10 +13,7 @@ from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, St
 
 from . import bake, connection, displacement, fields, storage
 from .client import BackendError
-from .properties import default_loop_frames, scene_fps
-
-_pending_updates: set[str] = set()
-
+from .animation import default_loop_frames, scene_fps
 
 def active_plane(context):
     obj = context.active_object
@@ -35,26 +32,6 @@ def install_motion(obj, scene, motion: storage.Motion) -> None:
         s.loop_frames = default_loop_frames(scene)
         s.start_frame = scene.frame_start
     s.has_motion = True
-
-
-def schedule_live_update(obj_name: str) -> None:
-    """Debounced re-apply from property updates (UI): many slider events -> one write."""
-    _pending_updates.add(obj_name)
-    if not bpy.app.timers.is_registered(_flush_live_updates):
-        bpy.app.timers.register(_flush_live_updates, first_interval=0.3)
-
-
-def _flush_live_updates():
-    names = list(_pending_updates)
-    _pending_updates.clear()
-    for name in names:
-        obj = bpy.data.objects.get(name)
-        if obj is not None and obj.gid.has_motion and obj.gid.display == "LIVE":
-            try:
-                displacement.apply(obj, bpy.context.scene)
-            except (ValueError, RuntimeError, OSError) as exc:
-                print(f"GID: live update of {name} failed: {exc}")
-    return None
 
 
 _TaskOperator = connection.TaskOperatorMixin

@@ -20,7 +20,7 @@ from bpy.props import FloatProperty, FloatVectorProperty, IntProperty
 from mathutils import Vector
 
 from . import animation, displacement, fields, storage
-from .properties import scene_fps
+from .animation import scene_fps
 from .vendor import modal
 
 POKE_TAG = "gid_poke"

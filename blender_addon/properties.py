@@ -1,19 +1,10 @@
 """Per-object dynamics settings (`Object.gid`) and the window-manager job state shown in the panel."""
 from __future__ import annotations
 
-import math
-
 import bpy
 from bpy.props import (BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty)
 
-
-def _schedule_live_update(self, context) -> None:
-    """Re-apply live displacement shortly after a control changes (UI only: timers never fire headless)."""
-    if bpy.app.background or not self.auto_update or self.display != "LIVE":
-        return
-    from . import operators
-
-    operators.schedule_live_update(self.id_data.name)
+from .displacement import on_control_changed
 
 
 class GIDObjectSettings(bpy.types.PropertyGroup):
@@ -26,25 +17,25 @@ class GIDObjectSettings(bpy.types.PropertyGroup):
     source_image: PointerProperty(type=bpy.types.Image, name="Still image",
                                   description="The still the motion was predicted for")
 
-    variation: IntProperty(name="Variation", default=0, min=0, update=_schedule_live_update, options=set(),
+    variation: IntProperty(name="Variation", default=0, min=0, update=on_control_changed, options=set(),
                            description="Which predicted sample to use (predict with Samples > 1 to get several)")
-    loop_frames: IntProperty(name="Loop length", default=0, min=0, soft_max=600, update=_schedule_live_update,
+    loop_frames: IntProperty(name="Loop length", default=0, min=0, soft_max=600, update=on_control_changed,
                              options=set(), description="Frames per loop at the scene frame rate "
                                                         "(0 = no loop: the clip's own motion). Set to 2 s on load")
-    start_frame: IntProperty(name="Start frame", default=1, update=_schedule_live_update, options=set(),
+    start_frame: IntProperty(name="Start frame", default=1, update=on_control_changed, options=set(),
                              description="Scene frame where the motion starts (shows the still)")
-    speed: FloatProperty(name="Speed", default=1.0, min=0.01, soft_max=4.0, update=_schedule_live_update,
+    speed: FloatProperty(name="Speed", default=1.0, min=0.01, soft_max=4.0, update=on_control_changed,
                          description="Time scale of the motion (animatable)")
-    magnitude: FloatProperty(name="Magnitude", default=1.0, min=0.0, soft_max=5.0, update=_schedule_live_update,
+    magnitude: FloatProperty(name="Magnitude", default=1.0, min=0.0, soft_max=5.0, update=on_control_changed,
                              description="Amplitude scale of the motion (animatable)")
-    mask_image: PointerProperty(type=bpy.types.Image, name="Mask image", update=_schedule_live_update,
+    mask_image: PointerProperty(type=bpy.types.Image, name="Mask image", update=on_control_changed,
                                 description="Grayscale: white moves, black is frozen")
-    mask_vertex_group: StringProperty(name="Mask vertex group", update=_schedule_live_update,
+    mask_vertex_group: StringProperty(name="Mask vertex group", update=on_control_changed,
                                       description="Painted weights: 1 moves, 0 is frozen")
-    direction: FloatProperty(name="Direction", default=0.0, subtype="ANGLE", update=_schedule_live_update,
+    direction: FloatProperty(name="Direction", default=0.0, subtype="ANGLE", update=on_control_changed,
                              description="Preferred direction of motion in the image (0 = right, 90 = up)")
     direction_bias: FloatProperty(name="Direction bias", default=0.0, min=0.0, max=1.0,
-                                  update=_schedule_live_update,
+                                  update=on_control_changed,
                                   description="0 = motion as predicted, 1 = only the part along Direction")
 
     live_mode: EnumProperty(name="Live mode", items=[
@@ -96,20 +87,6 @@ class GIDJobState(bpy.types.PropertyGroup):
     progress: FloatProperty(default=0.0, min=0.0, max=1.0, subtype="FACTOR", options=set())
     message: StringProperty(default="", options=set())
     status: StringProperty(default="not connected", options=set())
-
-
-def default_loop_frames(scene) -> int:
-    """2 seconds at the scene frame rate."""
-    return max(2, int(round(2.0 * scene.render.fps / scene.render.fps_base)))
-
-
-def scene_fps(scene) -> float:
-    return scene.render.fps / scene.render.fps_base
-
-
-def direction_vector(angle: float) -> tuple[float, float]:
-    """Unit vector in image pixels (x right, y down) for an angle measured counter-clockwise from +x."""
-    return math.cos(angle), -math.sin(angle)
 
 
 CLASSES = (GIDObjectSettings, GIDJobState)

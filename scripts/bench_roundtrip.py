@@ -23,9 +23,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.client import Client, start_local_server, stop_local_server  # noqa: E402
+from backend.service.client import Client, start_local_server, stop_local_server  # noqa: E402
 from backend.jobs import JobContext  # noqa: E402
-from backend.ops import OPS, Models, OpLimits  # noqa: E402
+from backend.service.ops import OPS, Models, OpLimits  # noqa: E402
 
 W, H, K, N_FRAMES = 512, 288, 16, 48
 

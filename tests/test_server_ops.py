@@ -1,4 +1,4 @@
-"""backend.ops: every argument is checked before any work, with the matching error code; real ops via the server."""
+"""backend.service.ops: every argument is checked before any work, with the matching error code; real ops via the server."""
 from __future__ import annotations
 
 import importlib.util
@@ -6,9 +6,9 @@ import importlib.util
 import numpy as np
 import pytest
 
-from backend.client import Client, ClientError, start_local_server, stop_local_server
+from backend.service.client import Client, ClientError, start_local_server, stop_local_server
 from backend.jobs import JobContext
-from backend.ops import OPS, Models, OpLimits, available_ops
+from backend.service.ops import OPS, Models, OpLimits, available_ops
 from shared import protocol
 from shared.protocol import INVALID_ARGUMENT, TOO_LARGE, ProtocolError
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import zmq
 
-from backend.client import Client, ClientError, start_local_server, stop_local_server
+from backend.service.client import Client, ClientError, start_local_server, stop_local_server
 from shared import protocol
 
 pytestmark = pytest.mark.timeout(120)
@@ -220,7 +220,7 @@ def test_cancel_queued_job_and_busy_when_queue_full(server):
 CLIENT_SCRIPT = """
 import sys
 sys.path.insert(0, {root!r})
-from backend.client import Client
+from backend.service.client import Client
 c = Client({endpoint!r}, timeout=30)
 rid = c.submit("_test_sleep", {{"steps": 600, "delay": 0.05}})
 c.socket.poll(30000)
@@ -230,8 +230,8 @@ import time; time.sleep(60)
 
 
 def test_client_killed_mid_job_is_dropped(server):
-    from backend.client import __file__ as client_file
-    root = os.path.dirname(os.path.dirname(os.path.abspath(client_file)))
+    from backend.service.client import __file__ as client_file
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(client_file))))
     proc = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT.format(root=root, endpoint=server)],
                             stdout=subprocess.PIPE, text=True)
     try:

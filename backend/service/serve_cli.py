@@ -1,4 +1,4 @@
-"""`gid serve`: run the ZeroMQ service (backend/server.py) until SIGINT/SIGTERM."""
+"""`gid serve`: run the ZeroMQ service (backend/service/server.py) until SIGINT/SIGTERM."""
 from __future__ import annotations
 
 import argparse
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_queue < 1 or args.max_pixels < 1:
         raise ValueError("--max-queue and --max-pixels must be >= 1")
 
-    from .logging_setup import setup_logging
+    from ..logging_setup import setup_logging
     log_path = setup_logging(args.log_file)
     log = logging.getLogger("gid.serve")
 
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from shared.protocol import Limits
 
-    from .device import autocast_dtype, describe, pick_device
+    from ..device import autocast_dtype, describe, pick_device
     from .ops import OpLimits
     from .server import Server, ServerConfig
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m backend.serve_cli ARGS` = `gid serve ARGS`, without importing the other sub-commands."""
+    """`python -m backend.service.serve_cli ARGS` = `gid serve ARGS`, without importing the other sub-commands."""
     parser = argparse.ArgumentParser(prog="gid")
     register(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["serve", *(sys.argv[1:] if argv is None else argv)])

@@ -129,7 +129,7 @@ READY_PREFIX = "GID backend ready on "
 
 def start_local_server(*serve_args: str, log_file: str | None = None, timeout: float = 120.0,
                        python: str | None = None, env: dict | None = None):
-    """Start `gid serve --bind tcp://127.0.0.1:0 ...` (as `python -m backend.serve_cli`, which skips importing
+    """Start `gid serve --bind tcp://127.0.0.1:0 ...` (as `python -m backend.service.serve_cli`, which skips importing
     the other sub-commands) and wait for its ready line.
 
     Returns (subprocess.Popen, endpoint). The process's stderr is discarded (it also logs to `log_file`);
@@ -146,8 +146,8 @@ def start_local_server(*serve_args: str, log_file: str | None = None, timeout: f
         args = ["--bind", "tcp://127.0.0.1:0"] + args
     if log_file is not None:
         args += ["--log-file", str(log_file)]
-    root = Path(__file__).resolve().parents[1]
-    proc = subprocess.Popen([python or sys.executable, "-m", "backend.serve_cli", *args], cwd=root,
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([python or sys.executable, "-m", "backend.service.serve_cli", *args], cwd=root,
                             env=dict(os.environ if env is None else env, PYTHONUNBUFFERED="1"),
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     sel = selectors.DefaultSelector()

@@ -2,7 +2,7 @@
 
 Threads and who touches what:
 - the socket thread (`Server.serve_forever`) alone touches the ROUTER socket. It parses and validates every
-  request at once (shared.protocol + backend.ops), answers `ping` and `cancel` itself and queues the rest; it
+  request at once (shared.protocol + backend.service.ops), answers `ping` and `cancel` itself and queues the rest; it
   never runs model code, so ping is answered while a job runs.
 - the worker thread takes one job at a time from the queue and runs it with a JobContext whose progress goes,
   already encoded, into an outbox (queue.Queue); a byte on an inproc PAIR socket wakes the socket thread, which
@@ -31,8 +31,8 @@ from shared import protocol
 from shared.protocol import BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, UNKNOWN_OP, \
     Limits, ProtocolError
 
-from . import __version__
-from .jobs import Cancelled, JobContext
+from .. import __version__
+from ..jobs import Cancelled, JobContext
 from .ops import Models, OpLimits, OpSpec, available_ops
 
 log = logging.getLogger("gid.server")

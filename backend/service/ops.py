@@ -37,7 +37,7 @@ import numpy as np
 from shared import protocol
 from shared.protocol import INVALID_ARGUMENT, TOO_LARGE, ProtocolError
 
-from .jobs import JobContext
+from ..jobs import JobContext
 
 log = logging.getLogger("gid.ops")
 
@@ -396,7 +396,7 @@ class Models:
     def motion(self):
         if self._motion is None:
             def load():
-                from .motion.predictor import MotionPredictor
+                from ..motion.predictor import MotionPredictor
                 return MotionPredictor.load(checkpoint_dir=self.checkpoint, device=self.device)
             self._motion = self._load("motion", load)
         return self._motion
@@ -404,7 +404,7 @@ class Models:
     def renderer(self):
         if self._renderer is None:
             def load():
-                from .render.api import Renderer
+                from ..render.api import Renderer
                 return Renderer.load(checkpoint_dir=self._part_dir("render"), device=self.device)
             self._renderer = self._load("render", load)
         return self._renderer
