@@ -161,6 +161,11 @@ def _decode_array(desc: dict, frames: list, limits: Limits, used: set) -> np.nda
         raise ProtocolError(INVALID_ARGUMENT, f"array shape must be a list of <= {limits.max_ndim} "
                                               "non-negative ints")
     dtype = np.dtype(DTYPES[dtype_name])
+    # Python ints, each dimension on its own: a zero elsewhere would hide [0, 2**63] from the product, and numpy
+    # would then fail on it (or overflow) instead of this message.
+    if any(d * dtype.itemsize > limits.max_array_bytes for d in shape):
+        raise ProtocolError(INVALID_ARGUMENT, f"array shape {shape} has a dimension over the "
+                                              f"{limits.max_array_bytes}-byte array limit")
     n_items = 1
     for d in shape:
         n_items *= d
@@ -219,9 +224,16 @@ def decode(frames: list, limits: Limits = DEFAULT_LIMITS) -> dict:
         raise
     except RecursionError:
         raise ProtocolError(INVALID_ARGUMENT, "message nested too deeply", request_id) from None
+    except (ValueError, OverflowError) as exc:  # numpy refusing a shape the checks above let through
+        raise ProtocolError(INVALID_ARGUMENT, f"array cannot be decoded: {exc}", request_id) from None
     if len(used) != len(frames) - 1:
         raise ProtocolError(INVALID_ARGUMENT, "message has array frames that no array refers to", request_id)
     return decoded
+
+
+def is_supported_version(v) -> bool:
+    """Only the integer 1: True and 1.0 compare equal to 1 in Python but are not version 1 on the wire."""
+    return type(v) is int and v == PROTOCOL_VERSION
 
 
 @dataclass
@@ -238,9 +250,9 @@ def parse_request(frames: list, limits: Limits = DEFAULT_LIMITS) -> Request:
     raw_id = msg.get("id")
     if not isinstance(raw_id, str) or not 0 < len(raw_id) <= MAX_ID_LEN:
         raise ProtocolError(BAD_REQUEST, f"request id must be a string of 1..{MAX_ID_LEN} characters")
-    if msg.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {msg.get('v')!r} is not supported; "
-                                                 f"this side speaks {PROTOCOL_VERSION}", raw_id)
+    if not is_supported_version(msg.get("v")):
+        raise ProtocolError(UNSUPPORTED_VERSION, f"protocol version {msg.get('v')!r} is not supported: \"v\" "
+                                                 f"must be the integer {PROTOCOL_VERSION}", raw_id)
     extra = set(msg) - REQUEST_KEYS - OPTIONAL_REQUEST_KEYS
     missing = REQUEST_KEYS - set(msg)
     if extra or missing:
@@ -261,8 +273,9 @@ def parse_reply(frames: list, limits: Limits = DEFAULT_LIMITS) -> dict:
     """Frames -> validated reply dict (type progress | result | error). Raises ProtocolError."""
     msg = decode(frames, limits)
     kind = msg.get("type")
-    if msg.get("v") != PROTOCOL_VERSION:
-        raise ProtocolError(UNSUPPORTED_VERSION, f"reply version {msg.get('v')!r} is not supported")
+    if not is_supported_version(msg.get("v")):
+        raise ProtocolError(UNSUPPORTED_VERSION, f"reply version {msg.get('v')!r} is not supported: \"v\" must "
+                                                 f"be the integer {PROTOCOL_VERSION}")
     if kind == "progress":
         if not isinstance(msg.get("stage"), str) or not isinstance(msg.get("done"), (int, float)):
             raise ProtocolError(BAD_REQUEST, "progress needs stage (str) and done (number)")

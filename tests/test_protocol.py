@@ -114,3 +114,28 @@ def test_fuzz_mutated_valid_messages_never_escape(data):
         assert isinstance(req.args, dict)
     except pr.ProtocolError as exc:
         assert exc.code in pr.ERROR_CODES
+
+
+@pytest.mark.parametrize("v", [True, 1.0, "1", None, 2])
+def test_version_must_be_the_integer_one(v):
+    envelope = {"v": v, "id": "x", "op": "ping", "args": {}}
+    with pytest.raises(pr.ProtocolError) as exc:
+        pr.parse_request([msgpack.packb(envelope)])
+    assert exc.value.code == pr.UNSUPPORTED_VERSION and exc.value.request_id == "x"
+    assert "integer 1" in exc.value.message
+    with pytest.raises(pr.ProtocolError) as exc:
+        pr.parse_reply([msgpack.packb({"v": v, "id": "x", "type": "result", "result": {}})])
+    assert exc.value.code == pr.UNSUPPORTED_VERSION
+
+
+@pytest.mark.parametrize("shape", [[0, 2**63], [0, 2**63 - 1], [2**40, 0], [0, 0, 2**62, 3]])
+def test_zero_dimension_beside_a_huge_one_is_invalid_argument_with_its_id(shape):
+    array = {"nd": True, "dtype": "uint8", "shape": shape, "data": b""}
+    with pytest.raises(pr.ProtocolError) as exc:
+        pr.parse_request([msgpack.packb({"v": 1, "id": "huge-dim", "op": "p", "args": {"a": array}})])
+    assert exc.value.code == pr.INVALID_ARGUMENT and exc.value.request_id == "huge-dim"
+
+
+def test_empty_arrays_with_sane_dimensions_still_decode():
+    req = pr.parse_request(pr.encode(pr.request("p", {"a": np.zeros((0, 7, 3), np.float32)})))
+    assert req.args["a"].shape == (0, 7, 3)
