@@ -15,7 +15,9 @@ Model (Davis, Chen, Durand 2015; GID section 6)
   beta w_k) / 2 with w_k in rad/s. Zero damping rings forever; any xi >= 0 works, including critical (1) and
   over-damped (> 1).
 - Integration is exact: the force is constant over each frame, and one frame of the damped oscillator is the
-  closed-form state transition (no explicit Euler), so any length is stable and accurate.
+  closed-form state transition (no explicit Euler), so any length is stable and accurate. Between poke
+  boundaries the force is constant, so n frames are one transition of length n: frames before the requested
+  ones are jumped over, and the cost follows the frames asked for and the pokes, not the start frame.
 
 Force scaling (so that a 1 px poke moves about 1 px)
 A poke {frame f, x, y, dx, dy, duration n} pushes with d = (dx, dy) at pixel p = (x, y) of the spectral grid
@@ -160,25 +162,25 @@ def oscillator_transition(omega: np.ndarray, xi: np.ndarray, h: float = 1.0) -> 
     xi = np.broadcast_to(np.asarray(xi, dtype=np.float64), w.shape)
     disc = 1.0 - xi * xi
     decay = xi * w * h
-    eC = np.empty_like(w)
-    eS = np.empty_like(w)
-    for i in range(w.size):
-        root = w[i] * math.sqrt(abs(disc[i]))
-        arg = root * h
-        if arg < 1e-6:                       # critical (or within round-off of it): series of sin/sinh
-            e = math.exp(-decay[i])
-            sign = 1.0 if disc[i] >= 0 else -1.0
-            eC[i] = e * (1.0 - sign * arg * arg / 2.0)
-            eS[i] = e * h * (1.0 - sign * arg * arg / 6.0)
-        elif disc[i] > 0:                    # under-damped
-            e = math.exp(-decay[i])
-            eC[i] = e * math.cos(arg)
-            eS[i] = e * math.sin(arg) / root
-        else:                                # over-damped: exp(-(xi w -+ g) h), both exponents <= 0
-            slow = math.exp(-decay[i] + arg)
-            fast = math.exp(-decay[i] - arg)
-            eC[i] = 0.5 * (slow + fast)
-            eS[i] = 0.5 * (slow - fast) / root
+    root = w * np.sqrt(np.abs(disc))
+    arg = root * h
+    series = arg < 1e-6                      # critical (or within round-off of it): series of sin/sinh
+    under = ~series & (disc > 0)
+    safe_root = np.where(series, 1.0, root)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        e = np.exp(-decay)
+        sign = np.where(disc >= 0, 1.0, -1.0)
+        eC_series = e * (1.0 - sign * arg * arg / 2.0)
+        eS_series = e * h * (1.0 - sign * arg * arg / 6.0)
+        eC_under = e * np.cos(arg)
+        eS_under = e * np.sin(arg) / safe_root
+        # over-damped: exp(-(xi w -+ g) h), both exponents <= 0
+        slow = np.exp(np.minimum(-decay + arg, 0.0))
+        fast = np.exp(-decay - arg)
+        eC_over = 0.5 * (slow + fast)
+        eS_over = 0.5 * (slow - fast) / safe_root
+    eC = np.where(series, eC_series, np.where(under, eC_under, eC_over))
+    eS = np.where(series, eS_series, np.where(under, eS_under, eS_over))
     xw = xi * w
     return Transition(a_qq=eC + xw * eS, a_qv=eS, a_vq=-w * w * eS, a_vv=eC - xw * eS, omega=w)
 
@@ -248,6 +250,9 @@ def parse_pokes(pokes: Iterable[dict], size: tuple[int, int]) -> list[Poke]:
     return out
 
 
+MAX_DAMPING_RATIO = 1e3   # far past critical (1): nothing moves any more; larger ratios only lose precision
+
+
 @dataclass(frozen=True)
 class Dynamics:
     """Physical parameters: per-mode damping ratio xi (M,), mass and stiffness scale."""
@@ -280,8 +285,10 @@ def make_dynamics(basis: ModalBasis, damping: float | Sequence[float] = 0.05, ma
         elif xi.shape != (M,):
             raise ValueError(f"damping must be one number or {M} numbers (one per mode k=1..{M}), "
                              f"got shape {xi.shape}")
-    if not np.all(np.isfinite(xi)) or np.any(xi < 0):
-        raise ValueError(f"damping ratios must be finite and >= 0, got {xi}")
+    if not np.all(np.isfinite(xi)) or np.any(xi < 0) or np.any(xi > MAX_DAMPING_RATIO):
+        worst = xi[~(np.isfinite(xi) & (xi >= 0) & (xi <= MAX_DAMPING_RATIO))][:4]
+        raise ValueError(f"damping ratios must be finite and in [0, {MAX_DAMPING_RATIO:g}] (rayleigh gives "
+                         f"xi_k = (alpha / w_k + beta w_k) / 2), got {worst}")
     return Dynamics(xi=xi, mass=float(mass), stiffness=float(stiffness))
 
 
@@ -289,14 +296,17 @@ def nominal_kick_response(basis: ModalBasis, phi_p: np.ndarray, d: np.ndarray) -
     """Peak |D_t(p)| over one slow period after a one-frame push with f_k = phi_k(p)^* . d (unit gain).
 
     Nominal system (mass 1, stiffness 1, undamped), exact one-frame force:
-    q_k(t) = f_k / w_k^2 (cos(w_k (t - 1)) - cos(w_k t)) for t >= 1.
+    q_k(t) = f_k / w_k^2 (cos(w_k (t - 1)) - cos(w_k t)) for t >= 1. With w_k = 2 pi k / T this is periodic in T,
+    and D_t(p) = Re sum_k b_k (e^{-i w_k} - 1) e^{i w_k t}, b_k = Re(f_k phi_k(p)) / w_k^2: one inverse FFT of
+    length T gives every t of the period (memory O(T), not O(T M)).
     """
     f = np.conj(phi_p) @ d                                               # (M,)
-    t = np.arange(1, basis.T + 1, dtype=np.float64)[:, None]
-    w = basis.omega0[None, :]
-    q = (np.cos(w * (t - 1)) - np.cos(w * t)) / (w * w) * f[None, :]    # (T, M)
-    disp = (q[:, :, None] * phi_p[None]).sum(axis=1).real               # (T, 2)
-    return float(np.sqrt((disp ** 2).sum(axis=1)).max())
+    w = basis.omega0
+    b = (f[:, None] * phi_p).real / (w * w)[:, None]                     # (M, 2)
+    spectrum = np.zeros((2, basis.T), np.complex128)
+    spectrum[:, basis.k] = (b * (np.exp(-1j * w) - 1.0)[:, None]).T
+    disp = np.fft.ifft(spectrum, axis=1).real * basis.T                  # (2, T)
+    return float(np.sqrt((disp ** 2).sum(axis=0)).max())
 
 
 def modal_force(basis: ModalBasis, poke: Poke) -> np.ndarray:
@@ -336,56 +346,132 @@ def drag_state(basis: ModalBasis, dyn: Dynamics, poke: Poke) -> np.ndarray:
 # simulation
 
 
+@dataclass
+class _Schedule:
+    """What the pokes do, by frame: force changes, drag releases (state injections) and drag holds."""
+
+    force_delta: dict      # frame -> complex (M,) added to the force from that frame on
+    inject: dict           # frame -> complex (M,) added to the state at that frame
+    holds: list            # (frame, duration, q_hold) of drags: shown during [frame, frame + duration)
+
+    def breakpoints(self) -> list[int]:
+        return sorted(set(self.force_delta) | set(self.inject))
+
+
+def _schedule(basis: ModalBasis, dyn: Dynamics, pokes: Sequence[Poke], end: int) -> _Schedule:
+    M = len(basis.omega0)
+    force_delta: dict = {}
+    inject: dict = {}
+    holds = []
+
+    def add(table: dict, frame: int, value: np.ndarray) -> None:
+        if frame < end:
+            table[frame] = table.get(frame, np.zeros(M, np.complex128)) + value
+
+    for p in pokes:
+        if p.frame >= end:
+            continue
+        if p.kind == "push":
+            f = modal_force(basis, p) / dyn.mass
+            add(force_delta, p.frame, f)
+            add(force_delta, p.frame + p.duration, -f)
+        else:
+            q_hold = drag_state(basis, dyn, p)
+            holds.append((p.frame, p.duration, q_hold))
+            add(inject, p.frame + p.duration, q_hold)
+    return _Schedule(force_delta, inject, holds)
+
+
+def modal_window(basis: ModalBasis, dyn: Dynamics, pokes: Sequence[Poke], start: int, count: int,
+                 ctx=None, chunk: int | None = None):
+    """Modal coordinates for frames start .. start+count-1 from rest at frame 0, in chunks of frames.
+
+    Yields (t0, z, q, v) with z, q, v complex (n, M) for frames t0 .. t0+n-1 (see `modal_trajectory`). Frames
+    before `start` are never stored: the force is constant between pokes' start and end frames, and n frames of
+    the oscillator under a constant force are one exact transition of length n, so reaching `start` costs one
+    step per poke boundary, whatever `start` is. Memory is O(chunk * M), work O((count + pokes) * M).
+    """
+    M = len(basis.omega0)
+    end = start + count
+    sched = _schedule(basis, dyn, pokes, end)
+    omega = dyn.omega(basis)
+    transitions: dict = {}
+
+    def transition(h: int) -> Transition:
+        if h not in transitions:
+            transitions[h] = oscillator_transition(omega, dyn.xi, float(h))
+        return transitions[h]
+
+    zero = np.zeros(M, np.complex128)
+    q = sched.inject.get(0, zero).copy()
+    v = zero.copy()
+    u = sched.force_delta.get(0, zero).copy()         # force acting during [t, t + 1)
+    t = 0
+    for b in sched.breakpoints():                     # jump from boundary to boundary up to `start`
+        if b <= 0:
+            continue
+        if b > start:
+            break
+        q, v = transition(b - t).step(q, v, u)
+        q = q + sched.inject.get(b, zero)
+        u = u + sched.force_delta.get(b, zero)
+        t = b
+    if t < start:
+        q, v = transition(start - t).step(q, v, u)
+        t = start
+    one = transition(1)
+    chunk = chunk or max(1, min(count, (1 << 20) // max(M, 1)))
+    report_every = max(1, count // 20)
+    for c0 in range(start, end, chunk):
+        n = min(chunk, end - c0)
+        qs = np.empty((n, M), np.complex128)
+        vs = np.empty((n, M), np.complex128)
+        for i in range(n):
+            qs[i], vs[i] = q, v
+            if ctx is not None and (t - start) % report_every == 0:
+                ctx.step("simulate", (t - start) / count)
+            if t + 1 < end:
+                q, v = one.step(q, v, u)
+                t += 1
+                q = q + sched.inject.get(t, zero)
+                u = u + sched.force_delta.get(t, zero)
+        z = qs.copy()
+        for frame, duration, q_hold in sched.holds:   # held drags: shown, not in the oscillator state
+            lo, hi = max(frame, c0), min(frame + duration, c0 + n)
+            if lo < hi:
+                s = (np.arange(lo, hi) - frame) / duration
+                z[lo - c0:hi - c0] += (s * s * (3 - 2 * s))[:, None] * q_hold[None, :]
+        yield c0, z, qs, vs
+
+
 def modal_trajectory(basis: ModalBasis, dyn: Dynamics, pokes: Sequence[Poke], n_frames: int,
-                     ctx=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Modal coordinates for frames 0..n_frames-1 from rest at frame 0.
+                     ctx=None, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Modal coordinates for frames start .. n_frames-1 from rest at frame 0 (all of them: O(n_frames M) memory).
 
     Returns (z, q, v): z complex (n, M) the coordinates that make the displacement (q plus held drags),
     q and v (n, M) the free oscillator state (position, velocity per frame) used for energy checks.
     """
-    M = len(basis.omega0)
-    force = np.zeros((n_frames, M), np.complex128)       # force[t] acts during [t, t+1)
-    inject = np.zeros((n_frames, M), np.complex128)      # drag releases: state set at frame t
-    held = np.zeros((n_frames, M), np.complex128)        # drag holds: shown, not in the oscillator state
-    for p in pokes:
-        if p.frame >= n_frames:
-            continue
-        if p.kind == "push":
-            f = modal_force(basis, p) / dyn.mass
-            force[p.frame:min(p.frame + p.duration, n_frames)] += f
-        else:
-            q_hold = drag_state(basis, dyn, p)
-            t = np.arange(p.frame, min(p.frame + p.duration, n_frames))
-            s = (t - p.frame) / p.duration
-            held[t] += (s * s * (3 - 2 * s))[:, None] * q_hold[None, :]
-            release = p.frame + p.duration
-            if release < n_frames:
-                inject[release] += q_hold
-    trans = oscillator_transition(dyn.omega(basis), dyn.xi)
-    q = np.zeros((n_frames, M), np.complex128)
-    v = np.zeros((n_frames, M), np.complex128)
-    qt = np.zeros(M, np.complex128)
-    vt = np.zeros(M, np.complex128)
-    report_every = max(1, n_frames // 20)
-    for t in range(n_frames):
-        qt = qt + inject[t]
-        q[t], v[t] = qt, vt
-        if t + 1 < n_frames:
-            qt, vt = trans.step(qt, vt, force[t])
-        if ctx is not None and t % report_every == 0:
-            ctx.step("simulate", t / n_frames)
-    return q + held, q, v
+    parts = list(modal_window(basis, dyn, pokes, start, n_frames - start, ctx))
+    return tuple(np.concatenate([part[i] for part in parts]) for i in (1, 2, 3))
 
 
-def displacement_from_modes(basis: ModalBasis, z: np.ndarray, dtype=np.float32) -> np.ndarray:
-    """D_t(p) = Re sum_k phi_k(p) z_k(t): z complex (n, M) -> (n, 2, h, w).
-
-    One contiguous float32 matmul [Re z, -Im z] @ [Re phi; Im phi] (strided complex views are ~10x slower).
-    """
+def synthesis_matrix(basis: ModalBasis) -> np.ndarray:
+    """[Re phi; Im phi] as one contiguous float32 (2M, 2 h w) matrix, for `displacement_from_modes`."""
     M, two, h, w = basis.shapes.shape
     flat = basis.shapes.reshape(M, two * h * w)
+    return np.concatenate([flat.real, flat.imag], axis=0).astype(np.float32)
+
+
+def displacement_from_modes(basis: ModalBasis, z: np.ndarray, dtype=np.float32,
+                            right: np.ndarray | None = None) -> np.ndarray:
+    """D_t(p) = Re sum_k phi_k(p) z_k(t): z complex (n, M) -> (n, 2, h, w).
+
+    One contiguous float32 matmul [Re z, -Im z] @ [Re phi; Im phi] (strided complex views are ~10x slower);
+    `right`: `synthesis_matrix(basis)` when the caller evaluates many chunks.
+    """
+    M, two, h, w = basis.shapes.shape
     left = np.concatenate([z.real, -z.imag], axis=1).astype(np.float32)
-    right = np.concatenate([flat.real, flat.imag], axis=0).astype(np.float32)
+    right = synthesis_matrix(basis) if right is None else right
     return (left @ right).reshape(len(z), two, h, w).astype(dtype, copy=False)
 
 
@@ -408,8 +494,13 @@ def simulate(spectral: np.ndarray, fps: float, T: int, pokes: Sequence[dict], st
         raise ValueError(f"start must be an integer >= 0, got {start!r}")
     if not (isinstance(count, (int, np.integer)) and count >= 1):
         raise ValueError(f"count must be an integer >= 1, got {count!r}")
-    z, _, _ = modal_trajectory(basis, dyn, parsed, int(start) + int(count), ctx)
-    return displacement_from_modes(basis, z[start:])
+    M, two, h, w = basis.shapes.shape
+    out = np.empty((int(count), two, h, w), np.float32)
+    right = synthesis_matrix(basis)
+    chunk = max(1, (1 << 22) // (M + two * h * w))                # bounds the temporaries of one chunk
+    for t0, z, _, _ in modal_window(basis, dyn, parsed, int(start), int(count), ctx, chunk):
+        out[t0 - start:t0 - start + len(z)] = displacement_from_modes(basis, z, right=right)
+    return out
 
 
 def to_image_size(displacement: np.ndarray, size: tuple[int, int]) -> np.ndarray:

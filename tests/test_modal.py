@@ -234,3 +234,65 @@ def test_bad_input_is_a_clear_value_error(change, match):
     kw.update(change.get("kw", {}))
     with pytest.raises(ValueError, match=match):
         modal.simulate(S, kw.pop("fps"), kw.pop("T"), [poke], **kw)
+
+
+@pytest.mark.parametrize("damping", [0.0, 0.08, 1.0, 3.0])
+def test_a_late_window_equals_the_same_frames_of_the_whole_run(damping):
+    """Jumping to `start` (one exact transition per poke boundary) = stepping every frame from 0."""
+    S = random_volume(3)
+    pokes = [{"frame": 5, "x": 3.0, "y": 2.0, "dx": 1.0, "dy": -0.5, "duration": 30},
+             {"frame": 20, "x": 9.0, "y": 6.0, "dx": 0.0, "dy": 1.5, "duration": 50, "kind": "drag"},
+             {"frame": 61, "x": 1.0, "y": 8.0, "dx": -2.0, "dy": 0.3},
+             {"frame": 90, "x": 12.0, "y": 1.0, "dx": 0.5, "dy": 0.5, "duration": 4}]
+    whole = modal.simulate(S, FPS, T, pokes, start=0, count=140, damping=damping)
+    for start, count in ((0, 7), (33, 40), (60, 1), (61, 30), (139, 1)):     # inside pushes, holds, boundaries
+        part = modal.simulate(S, FPS, T, pokes, start=start, count=count, damping=damping)
+        np.testing.assert_allclose(part, whole[start:start + count], rtol=1e-4, atol=1e-5 * np.abs(whole).max())
+
+
+def test_far_start_costs_memory_of_the_output_not_of_the_start():
+    """K=101, start=400,005, count=1 (a request of ~1 KB): one frame of output, a few MB of work memory
+    (stepping every frame from 0 kept 5 arrays of (start + count) x (K - 1) complex, ~3 GB)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    S = rng.normal(size=(101, 4, 2, 2)).astype(np.float32)
+    pokes = [{"frame": 3, "x": 0.5, "y": 0.5, "dx": 1.0, "dy": 0.0, "duration": 2}]
+    tracemalloc.start()
+    try:
+        far = modal.simulate(S, FPS, 200, pokes, start=400_005, count=1, damping=0.0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert far.shape == (1, 2, 2, 2) and np.isfinite(far).all() and np.abs(far).max() > 0
+    assert peak < 20 << 20, f"peak {peak / 2**20:.0f} MiB"
+    # undamped: once the push is over the response is periodic in T = 200 frames: frame 400,005 = frame 205
+    near = modal.simulate(S, FPS, 200, pokes, start=205, count=1, damping=0.0)
+    np.testing.assert_allclose(far, near, rtol=1e-6, atol=1e-6 * np.abs(near).max())
+
+
+def test_calibration_of_a_long_clip_needs_memory_of_one_period_only():
+    """T = 1,000,000 with K = 1000 terms: the poke calibration is one FFT of T, not a (T, K-1, 2) array (32 GB)."""
+    import tracemalloc
+
+    S = np.random.default_rng(1).normal(size=(1000, 4, 1, 2)).astype(np.float32)
+    tracemalloc.start()
+    try:
+        D = modal.simulate(S, FPS, 1_000_000, [{"frame": 0, "x": 1.0, "y": 0.0, "dx": 1.0, "dy": 0.0}], count=2)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(D).all() and np.abs(D[1]).max() > 0
+    assert peak < 200 << 20, f"peak {peak / 2**20:.0f} MiB"
+
+
+def test_fft_calibration_matches_the_direct_sum():
+    basis = modal.modes_from_spectral(random_volume(5), FPS, T)
+    phi_p = basis.sample(4.3, 6.1)
+    d = np.array([0.6, -0.8])
+    f = np.conj(phi_p) @ d
+    t = np.arange(1, T + 1, dtype=np.float64)[:, None]
+    w = basis.omega0[None, :]
+    q = (np.cos(w * (t - 1)) - np.cos(w * t)) / (w * w) * f[None, :]
+    direct = float(np.sqrt(((q[:, :, None] * phi_p[None]).sum(axis=1).real ** 2).sum(axis=1)).max())
+    assert modal.nominal_kick_response(basis, phi_p, d) == pytest.approx(direct, rel=1e-9)

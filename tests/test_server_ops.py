@@ -199,3 +199,81 @@ def test_unknown_op_lists_public_ops(server):
         with pytest.raises(ClientError) as err:
             c.request("_test_sleep", {"steps": 1})   # test ops are off by default
     assert err.value.code == protocol.UNKNOWN_OP and "render" in err.value.message
+
+
+def test_simulate_far_start_is_allowed_and_work_is_bounded_by_the_output():
+    assert code_of("simulate", simulate_args(start=990_000, count=1)) is None      # cheap: jumps to the start
+    assert code_of("simulate", simulate_args(start=2**40, count=1)) is None
+    many_modes = np.ones((1000, 4, 18, 32), np.float32)                          # 999 modes x 576 px
+    assert code_of("simulate", simulate_args(spectral=many_modes, T=2000, count=10_000)) == TOO_LARGE
+    assert code_of("simulate", simulate_args(spectral=many_modes, T=2000, count=100)) is None
+    pokes = [{"frame": 1, "x": 1.0, "y": 1.0, "dx": 1.0, "dy": 0.0}] * 300
+    assert code_of("simulate", simulate_args(T=1_000_000, pokes=pokes)) == TOO_LARGE   # 300 FFTs of 1e6
+    assert code_of("simulate", simulate_args(T=1_000_000, pokes=pokes[:100])) is None
+
+
+@pytest.mark.parametrize("rayleigh", [[0.0, 1e300], [1e300, 0.0], [0.0, 1e6], [1e9, 0.0]])
+def test_huge_rayleigh_damping_is_refused_not_zeroed(rayleigh):
+    try:
+        OPS["simulate"].validate(simulate_args(rayleigh=rayleigh), LIMITS)
+        raise AssertionError("not refused")
+    except ProtocolError as exc:
+        assert exc.code == INVALID_ARGUMENT and "rayleigh" in exc.message
+
+
+def test_non_finite_or_out_of_range_results_are_errors_never_zeros():
+    from backend.service.ops import _to_float16
+
+    np.testing.assert_array_equal(_to_float16(np.array([1.5, -2.0], np.float32), "x", INVALID_ARGUMENT),
+                                  np.array([1.5, -2.0], np.float16))
+    for bad in (np.array([1.0, np.nan]), np.array([np.inf, 0.0]), np.array([1e6, 0.0])):
+        with pytest.raises(ProtocolError) as exc:
+            _to_float16(bad, "simulate: the displacement", INVALID_ARGUMENT)
+        assert exc.value.code == INVALID_ARGUMENT and "nothing is sent" in exc.value.message
+    # a poke whose answer cannot be carried by float16 is an error, not a clipped or zeroed field
+    args = OPS["simulate"].validate(simulate_args(pokes=[{"frame": 0, "x": 10.0, "y": 5.0, "dx": 1e6,
+                                                          "dy": 0.0, "duration": 1000}], count=3, start=500),
+                                    LIMITS)
+    with pytest.raises(ProtocolError) as exc:
+        OPS["simulate"].run(args, Models("cpu"), JobContext())
+    assert exc.value.code == INVALID_ARGUMENT
+
+
+def proc_memory_mib(pid: int) -> dict:
+    """VmRSS (now) and VmHWM (peak) of a process, in MiB, from /proc (no psutil)."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out[key] = int(value.split()[0]) / 1024
+    return out
+
+
+def test_one_kilobyte_simulate_never_costs_more_than_500_mb(tmp_path):
+    """Issue 23 bar: K=101, start=990000, count=1 (~1 KB) took the server from 245 MB to 4.8 GB."""
+    proc, endpoint = start_local_server("--device", "cpu", log_file=tmp_path / "serve.log")
+    try:
+        poke = [{"frame": 3, "x": 0.0, "y": 0.0, "dx": 1.0, "dy": 0.0, "duration": 2}]
+        rng = np.random.default_rng(0)
+        requests = [  # (K, T): the request is K x 4 float16 values plus a few keys
+            dict(spectral=rng.normal(size=(101, 4, 1, 1)).astype(np.float16), T=200),
+            dict(spectral=rng.normal(size=(1000, 4, 1, 1)).astype(np.float16), T=2000),
+            dict(spectral=rng.normal(size=(1000, 4, 1, 1)).astype(np.float16), T=1_000_000),
+        ]
+        with Client(endpoint, timeout=120) as c:
+            c.ping()
+            before = proc_memory_mib(proc.pid)
+            for req in requests:
+                size = sum(len(bytes(f)) for f in protocol.encode(protocol.request(
+                    "simulate", dict(req, fps=30.0, pokes=poke, start=990_000, count=1))))
+                out = c.request("simulate", dict(req, fps=30.0, pokes=poke, start=990_000, count=1))
+                assert out["displacement"].shape == (1, 2, 1, 1)
+                assert np.isfinite(out["displacement"]).all()
+                after = proc_memory_mib(proc.pid)
+                print(f"simulate K={len(req['spectral'])} T={req['T']} start=990000 count=1 ({size} B request): "
+                      f"server VmRSS {before['VmRSS']:.0f} MiB before, VmHWM {after['VmHWM']:.0f} MiB after")
+                assert after["VmHWM"] < 500, after
+            assert c.ping()["protocol"] == protocol.PROTOCOL_VERSION
+    finally:
+        stop_local_server(proc)

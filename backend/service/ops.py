@@ -17,7 +17,9 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
     simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1,
                kind="push"|"drag"}] (pixels of the spectral grid, clip frames), start=0, count (1..10000),
                damping=0.05 (or K-1 ratios), rayleigh? [alpha, beta], mass=1, stiffness=1, normalize_modes=false}
-              -> {displacement: float16 (count,2,h,w)}
+              -> {displacement: float16 (count,2,h,w)}    (work bounded by count, modes, grid and pokes, not by
+              start: `simulate_work`; damping ratios, also rayleigh's, in [0, 1000]; a non-finite or
+              beyond-float16 result is an error, never zeros)
     cancel    {target: id}                                  -> {cancelled: bool}
 Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
     _test_sleep     {steps (1..10000), delay=0 (seconds per step, 0..10)} -> {steps}
@@ -35,7 +37,7 @@ from typing import Any, Callable
 import numpy as np
 
 from shared import protocol
-from shared.protocol import INVALID_ARGUMENT, TOO_LARGE, ProtocolError
+from shared.protocol import INTERNAL, INVALID_ARGUMENT, TOO_LARGE, ProtocolError
 
 from ..jobs import JobContext
 
@@ -55,6 +57,9 @@ class OpLimits:
     max_samples: int = 16
     max_steps: int = 1000
     max_pokes: int = 1000
+    # simulate: work bounded by what is asked for, whatever the start frame (see `simulate_work`)
+    max_simulate_work: int = 4_000_000_000   # frames x modes x (grid pixels + 16) + poke boundaries x modes
+    max_calibration_work: int = 200_000_000  # push pokes x T (one FFT of the clip's period per push)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -314,7 +319,7 @@ def validate_simulate(raw: dict, limits: OpLimits) -> dict:
         rayleigh = (float(rayleigh[0]), float(rayleigh[1]))
     out = {
         "spectral": spectral, "fps": fps, "T": T, "pokes": _pokes(a, limits, h, w),
-        "start": a.integer("start", 0, lo=0, hi=10**9),
+        "start": a.integer("start", 0, lo=0, hi=2**62),
         "count": a.integer("count", lo=1, hi=limits.max_times),
         "damping": _damping(a, K), "rayleigh": rayleigh,
         "mass": a.number("mass", 1.0, lo=0.0, hi=1e6, positive=True),
@@ -324,10 +329,44 @@ def validate_simulate(raw: dict, limits: OpLimits) -> dict:
     a.finish()
     _reply_bound(a, limits, out["count"] * 2 * h * w * 2, f"{out['count']} float16 fields of {w}x{h}",
                  "ask for a smaller `count` per request (in chunks, advancing `start`)")
-    # The simulation runs every frame up to start + count; bound that work too.
-    if out["start"] + out["count"] > 100 * limits.max_times:
-        raise _bad(a.op, f"start + count must be <= {100 * limits.max_times} frames")
+    if rayleigh is not None:
+        _check_rayleigh(a, rayleigh, fps, T, K, out["mass"], out["stiffness"])
+    work, calibration = simulate_work(out["count"], K, h, w, out["pokes"], T)
+    if work > limits.max_simulate_work:
+        raise _bad(a.op, f"{out['count']} frames of {K - 1} modes on a {w}x{h} grid is {work} units of work, more "
+                         f"than the {limits.max_simulate_work} allowed; ask for fewer frames per request",
+                   TOO_LARGE)
+    if calibration > limits.max_calibration_work:
+        raise _bad(a.op, f"calibrating {calibration // T} pushes over a clip of T={T} frames is {calibration} "
+                         f"units of work, more than the {limits.max_calibration_work} allowed; send fewer pokes",
+                   TOO_LARGE)
     return out
+
+
+def simulate_work(count: int, K: int, h: int, w: int, pokes: list, T: int) -> tuple[int, int]:
+    """(work, calibration) of a simulate request, in Python ints (never overflow).
+
+    shared.modal jumps over frames before `start` (one step per poke boundary), so the start frame costs
+    nothing; what remains is stepping and synthesising `count` frames of K-1 modes on an h x w grid, the jumps,
+    and one FFT of length T per push poke for its force calibration.
+    """
+    modes = max(K - 1, 0)
+    work = count * modes * (h * w + 16) + 64 * len(pokes) * modes
+    calibration = sum(1 for p in pokes if p["kind"] == "push") * T
+    return work, calibration
+
+
+def _check_rayleigh(a: Args, rayleigh: tuple, fps: float, T: int, K: int, mass: float, stiffness: float) -> None:
+    """Rayleigh damping gives xi_k = (alpha / w_k + beta w_k) / 2: refuse ratios beyond shared.modal's range."""
+    from shared.modal import MAX_DAMPING_RATIO
+
+    alpha, beta = rayleigh
+    w_s = 2 * np.pi * np.arange(1, K) / T * fps * np.sqrt(stiffness / mass)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        xi = 0.5 * (alpha / w_s + beta * w_s)
+    if not np.all(np.isfinite(xi)) or np.any(xi > MAX_DAMPING_RATIO):
+        raise _bad(a.op, f"'rayleigh' [alpha, beta] = [{alpha:g}, {beta:g}] gives damping ratios up to "
+                         f"{float(np.max(xi)):g}; they must stay in [0, {MAX_DAMPING_RATIO:g}]")
 
 
 def validate_test_sleep(raw: dict, limits: OpLimits) -> dict:
@@ -433,8 +472,18 @@ def _plain(obj, depth: int = 0):
 # runners: (validated args, models, ctx) -> result map; called on the worker thread only
 
 
-def _to_float16(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.nan_to_num(np.asarray(a, np.float32)), -FLOAT16_MAX, FLOAT16_MAX).astype(np.float16)
+def _to_float16(a: np.ndarray, what: str, code: str) -> np.ndarray:
+    """float16 for the wire, or ProtocolError(code): a NaN, an infinity or a value beyond float16's range is never
+    sent as a number it is not (they were zeroed or clipped once)."""
+    a = np.asarray(a, np.float32)
+    finite = np.isfinite(a)
+    if not finite.all():
+        raise ProtocolError(code, f"{what} has {int(a.size - finite.sum())} non-finite values (NaN or infinite); "
+                                  "nothing is sent")
+    if a.size and np.abs(a).max() > FLOAT16_MAX:
+        raise ProtocolError(code, f"{what} reaches {float(np.abs(a).max()):.4g}, beyond float16's "
+                                  f"{FLOAT16_MAX:g}; nothing is sent")
+    return a.astype(np.float16)
 
 
 def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
@@ -448,7 +497,7 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
     if spectral.ndim != 5 or spectral.shape[2] != 4:
         raise RuntimeError(f"motion predictor returned spectral of shape {spectral.shape}, not (N,K,4,h,w)")
     h, w = args["image"].shape[:2]
-    return {"spectral": _to_float16(spectral), "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
+    return {"spectral": _to_float16(spectral, "predict: the predicted spectral volume", INTERNAL), "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
 
 
 def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
@@ -488,7 +537,8 @@ def run_simulate(args: dict, models: Models, ctx: JobContext) -> dict:
     disp = simulate(args["spectral"].astype(np.float32), args["fps"], args["T"], args["pokes"], args["start"],
                     args["count"], damping=args["damping"], mass=args["mass"], stiffness=args["stiffness"],
                     rayleigh=args["rayleigh"], normalize_modes=args["normalize_modes"], ctx=ctx)
-    return {"displacement": _to_float16(disp)}
+    return {"displacement": _to_float16(disp, "simulate: the displacement (lower dx, dy or raise damping)",
+                                        INVALID_ARGUMENT)}
 
 
 def run_test_sleep(args: dict, models: Models, ctx: JobContext) -> dict:
