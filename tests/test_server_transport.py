@@ -187,14 +187,34 @@ def test_ping_answered_while_a_job_runs_and_cancel_mid_job(server):
             assert time.monotonic() < deadline, "ping never saw the job running"
         t0 = time.monotonic()
         assert other.ping()["busy"] is True and time.monotonic() - t0 < 1.0  # answered while the job runs
-        assert other.cancel(rid) is True          # any client may cancel by id
+        assert worker_client.cancel(rid) is True  # the client that submitted it
         t0 = time.monotonic()
         with pytest.raises(ClientError) as err:
             worker_client.wait(rid)
         assert err.value.code == protocol.CANCELLED
         assert time.monotonic() - t0 < 2.0
-        assert other.cancel(rid) is False         # already over
+        assert worker_client.cancel(rid) is False  # already over
+        assert other.cancel(rid) is False
         assert other.cancel("no-such-job") is False
+
+
+def test_a_client_cannot_cancel_another_clients_job(server):
+    with Client(server, timeout=10) as owner, Client(server, timeout=10) as stranger:
+        running = owner.submit("_test_sleep", {"steps": 400, "delay": 0.05})
+        assert owner.next_message(running, timeout=10)["stage"] == "started"
+        queued = owner.submit("_test_sleep", {"steps": 2})
+        for target in (running, queued):
+            with pytest.raises(ClientError) as err:
+                stranger.cancel(target)
+            assert err.value.code == protocol.INVALID_ARGUMENT and "another client" in err.value.message
+            assert err.value.request_id is not None
+        assert stranger.ping()["busy"] is True
+        assert owner.next_message(running, timeout=10)["type"] == "progress"   # still running
+        assert owner.cancel(queued) is True and owner.cancel(running) is True
+        for rid in (queued, running):
+            with pytest.raises(ClientError) as err:
+                owner.wait(rid)
+            assert err.value.code == protocol.CANCELLED
 
 
 def test_cancel_queued_job_and_busy_when_queue_full(server):

@@ -262,7 +262,7 @@ class Server:
         if req.op == "ping":
             self._send_result(identity, prefix, req.id, self._ping())
         elif req.op == "cancel":
-            self._send_result(identity, prefix, req.id, {"cancelled": self._cancel(identity, args["target"])})
+            self._send_result(identity, prefix, req.id, {"cancelled": self._cancel(identity, args["target"], req.id)})
         else:
             self._enqueue(Job(req.id, identity, prefix, spec, args))
         return req.id
@@ -295,19 +295,26 @@ class Server:
                 "limits": {"max_pixels": lim.max_pixels, "max_reply_bytes": lim.max_reply_bytes,
                            "max_times": lim.max_times, "max_queue": self.config.max_queue}}
 
-    def _cancel(self, identity: bytes, target: str) -> bool:
-        """Cancel the job `target` (this client's first, else any client's). Queued: removed at once."""
-        for pred in (lambda j: j.id == target and j.identity == identity, lambda j: j.id == target):
-            job = self.jobs.remove_first(pred)
-            if job is not None:
-                self._send_error(job.identity, job.prefix, job.id, CANCELLED, "cancelled before it started")
-                log.info("cancelled queued %s %s", job.spec.name, job.id)
-                return True
-            running = self.jobs.running
-            if running is not None and pred(running) and not running.cancel_event.is_set():
-                running.cancel_event.set()
-                log.info("cancelling running %s %s", running.spec.name, running.id)
-                return True
+    def _cancel(self, identity: bytes, target: str, request_id: str) -> bool:
+        """Cancel this client's job `target` (queued: removed at once). False when it has none by that id (never
+        had, or already over); another client's job is not touched and the request gets an error."""
+        mine = lambda j: j.id == target and j.identity == identity  # noqa: E731
+        job = self.jobs.remove_first(mine)
+        if job is not None:
+            self._send_error(job.identity, job.prefix, job.id, CANCELLED, "cancelled before it started")
+            log.info("cancelled queued %s %s", job.spec.name, job.id)
+            return True
+        running = self.jobs.running
+        if running is not None and mine(running):
+            if running.cancel_event.is_set():
+                return False
+            running.cancel_event.set()
+            log.info("cancelling running %s %s", running.spec.name, running.id)
+            return True
+        if self.jobs.has(lambda j: j.id == target):
+            log.info("refused %s's cancel of another client's job %s", identity.hex(), target)
+            raise ProtocolError(INVALID_ARGUMENT, f"cancel: job {target!r} was submitted by another client; only "
+                                                  "the client that submitted a job may cancel it", request_id)
         return False
 
     def _client_gone(self, identity: bytes) -> None:
