@@ -497,7 +497,8 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
     if spectral.ndim != 5 or spectral.shape[2] != 4:
         raise RuntimeError(f"motion predictor returned spectral of shape {spectral.shape}, not (N,K,4,h,w)")
     h, w = args["image"].shape[:2]
-    return {"spectral": _to_float16(spectral, "predict: the predicted spectral volume", INTERNAL), "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
+    return {"spectral": _to_float16(spectral, "predict: the predicted spectral volume", INTERNAL),
+            "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
 
 
 def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
