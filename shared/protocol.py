@@ -147,6 +147,15 @@ def _unpack_header(frame: bytes, limits: Limits):
         raise ProtocolError(BAD_REQUEST, f"envelope is not valid msgpack: {type(exc).__name__}") from None
 
 
+def read_envelope(frame, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """Frame 0 alone -> the envelope map, arrays still as descriptors (lets a receiver check id and token before
+    it keeps any array frame). Raises ProtocolError."""
+    header = _unpack_header(frame, limits)
+    if not isinstance(header, dict):
+        raise ProtocolError(BAD_REQUEST, "envelope must be a map")
+    return header
+
+
 def _decode_array(desc: dict, frames: list, limits: Limits, used: set) -> np.ndarray:
     keys = set(desc)
     allowed = {"nd", "dtype", "shape", "frame", "data"}
@@ -211,9 +220,7 @@ def decode(frames: list, limits: Limits = DEFAULT_LIMITS) -> dict:
     total = sum(len(f) for f in frames)
     if total > limits.max_total_bytes:
         raise ProtocolError(TOO_LARGE, f"message of {total} bytes exceeds {limits.max_total_bytes}")
-    header = _unpack_header(frames[0], limits)
-    if not isinstance(header, dict):
-        raise ProtocolError(BAD_REQUEST, "envelope must be a map")
+    header = read_envelope(frames[0], limits)
     raw_id = header.get("id")
     request_id = raw_id if isinstance(raw_id, str) and len(raw_id) <= MAX_ID_LEN else None
     try:

@@ -36,8 +36,10 @@ class ClientError(Exception):
 class Client:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", token: str | None = None,
                  timeout: float | None = 60.0, limits: Limits = protocol.DEFAULT_LIMITS,
-                 context: zmq.Context | None = None):
-        """timeout: seconds to wait for any message of a request (progress resets it); None = forever."""
+                 context: zmq.Context | None = None, handshake_token: bool = False):
+        """timeout: seconds to wait for any message of a request (progress resets it); None = forever.
+        handshake_token: also present the token in the connection handshake (ZMTP PLAIN, user "gid"), as a
+        server started with `gid serve --handshake-token` requires; a wrong one gets no connection (a timeout)."""
         self.endpoint = endpoint
         self.token = token
         self.timeout = timeout
@@ -46,6 +48,11 @@ class Client:
         self._ctx = context or zmq.Context()
         self.socket = self._ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
+        if handshake_token:
+            if not token:
+                raise ValueError("handshake_token needs a token")
+            self.socket.setsockopt(zmq.PLAIN_USERNAME, b"gid")
+            self.socket.setsockopt(zmq.PLAIN_PASSWORD, token.encode("utf-8"))
         self.socket.connect(endpoint)
         self._stash: dict[str, collections.deque] = {}   # replies to other pending ids, read while waiting
 

@@ -10,8 +10,18 @@ Threads and who touches what:
 - a client that has gone away is found when a send to its identity fails (ROUTER_MANDATORY -> EHOSTUNREACH):
   its queued jobs are dropped and its running job cancelled at its next step boundary.
 
-Memory is bounded: MAXMSGSIZE and RCVHWM on the socket, the protocol's limits on every message, a bounded job
-queue and a bounded outbox of final replies waiting for a slow client.
+Memory is bounded: a request is read frame by frame, and as soon as one limit is crossed (envelope size, frame
+count, one frame's size, the message's total) or the envelope's token is wrong, nothing more of it is kept: the
+rest is read and dropped and the client gets one error (`too_large`, `unauthorized`) with the request id when
+the envelope had one. MAXMSGSIZE is the message limit, so ZeroMQ itself cuts off (silently: it drops the
+connection) only a frame that no valid message could hold; a frame over the per-frame limit but under that gets
+`too_large`. RCVHWM bounds queued messages per client, then a bounded job queue and a bounded outbox of final
+replies waiting for a slow client.
+
+ZeroMQ delivers a multipart message only once all of it has arrived, so a peer can still make the server buffer
+one whole message before any of it is read. With `handshake_token` the token is checked in the connection
+handshake instead (ZMTP PLAIN, password = token, answered here over ZAP): a peer without it never gets a
+message in at all.
 """
 from __future__ import annotations
 
@@ -28,7 +38,7 @@ from dataclasses import dataclass, field
 import zmq
 
 from shared import protocol
-from shared.protocol import BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, UNKNOWN_OP, \
+from shared.protocol import BAD_REQUEST, BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, UNKNOWN_OP, \
     Limits, ProtocolError
 
 from .. import __version__
@@ -40,6 +50,8 @@ log = logging.getLogger("gid.server")
 PROGRESS_INTERVAL_S = 0.02     # at most ~50 progress messages per second per job (first and last always sent)
 RETRY_FINAL_S = 30.0           # how long a final reply waits for a slow client's full pipe before it is dropped
 MAX_OUTBOX_RETRIES = 1000      # final replies parked for slow clients (bounded: the queue bounds jobs anyway)
+ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # fixed by the ZAP RFC (27/ZAP)
+HANDSHAKE_USER = b"gid"                   # PLAIN user name; the password is the token
 
 
 @dataclass
@@ -50,6 +62,7 @@ class ServerConfig:
     checkpoint: str | None = None
     token: str | None = None
     max_queue: int = 8                # jobs waiting behind the running one
+    handshake_token: bool = False     # check the token in the ZMTP handshake (PLAIN), not only in the envelope
     limits: Limits = field(default_factory=Limits)
     op_limits: OpLimits = field(default_factory=OpLimits)
     test_ops: bool = False
@@ -161,9 +174,22 @@ class Server:
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
         self.router.setsockopt(zmq.LINGER, 500)
-        # One frame may be at most the largest array (or the envelope); larger peers are disconnected by zmq.
-        self.router.setsockopt(zmq.MAXMSGSIZE, max(config.limits.max_array_bytes, config.limits.max_header_bytes))
+        # MAXMSGSIZE applies to each frame and drops the connection without a word: set it to the message limit, so
+        # that a frame over the per-frame limit still reaches `_receive` and gets a too_large reply; only a frame no
+        # valid message can hold is cut off by zmq.
+        limits = config.limits
+        self.router.setsockopt(zmq.MAXMSGSIZE, max(limits.max_total_bytes, limits.max_array_bytes,
+                                                   limits.max_header_bytes))
         self.router.setsockopt(zmq.RCVHWM, 16)  # bounds what one client can queue here
+        self.zap: zmq.Socket | None = None
+        if config.handshake_token:
+            if not config.token:
+                raise ValueError("handshake_token needs a token")
+            # ZAP: libzmq asks this socket (inproc, answered by the socket thread) about every new connection.
+            self.zap = self.ctx.socket(zmq.REP)
+            self.zap.bind(ZAP_ENDPOINT)
+            self.router.setsockopt(zmq.PLAIN_SERVER, 1)
+            self.router.setsockopt(zmq.ZAP_DOMAIN, b"gid")
         self._wake_addr = f"inproc://gid-wake-{uuid.uuid4().hex}"
         self.wake_rx = self.ctx.socket(zmq.PAIR)
         self.wake_rx.bind(self._wake_addr)
@@ -188,6 +214,8 @@ class Server:
         poller = zmq.Poller()
         poller.register(self.router, zmq.POLLIN)
         poller.register(self.wake_rx, zmq.POLLIN)
+        if self.zap is not None:
+            poller.register(self.zap, zmq.POLLIN)
         log.info("serving on %s (device %s, queue %d, test ops %s)", self.endpoint,
                  self.config.device_description, self.config.max_queue, self.config.test_ops)
         try:
@@ -196,14 +224,16 @@ class Server:
                 events = dict(poller.poll(timeout))
                 if self.wake_rx in events:
                     self._drain_wake()
+                if self.zap is not None and self.zap in events:
+                    self._answer_zap()
                 self._flush_outbox()
                 if self.router in events:
                     for _ in range(256):  # stay fair to the worker's replies under a flood of requests
                         try:
-                            frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+                            identity = self.router.recv(zmq.NOBLOCK, copy=False)
                         except zmq.Again:
                             break
-                        self._handle_safely(frames)
+                        self._handle_safely(identity)
                     self._flush_outbox()
         finally:
             self._shutdown()
@@ -224,21 +254,21 @@ class Server:
         self._flush_outbox()
         self.router.close(linger=500)
         self.wake_rx.close(linger=0)
+        if self.zap is not None:
+            self.zap.close(linger=0)
         if not self.worker.is_alive():
             self.ctx.term()
 
     # ---------------------------------------------------------------------------------------------- requests
 
-    def _handle_safely(self, frames: list) -> None:
-        identity = frames[0].bytes
+    def _handle_safely(self, identity_frame: zmq.Frame) -> None:
+        identity = identity_frame.bytes
         self._gone_identities.pop(identity, None)  # a client that set its own identity may come back
-        body = frames[1:]
         prefix: list = []
-        if len(body) > 1 and len(body[0]) == 0:  # REQ clients put an empty delimiter before the envelope
-            prefix, body = [b""], body[1:]
         request_id = None
         try:
-            request_id = self._handle(identity, prefix, [f.buffer for f in body])
+            prefix, body = self._receive(identity_frame.more)
+            request_id = self._handle(identity, prefix, body)
         except ProtocolError as exc:
             request_id = exc.request_id or request_id
             log.info("refused request %s from %s: %s %s", request_id, identity.hex(), exc.code, exc.message)
@@ -247,10 +277,90 @@ class Server:
             log.exception("internal error on a request from %s", identity.hex())
             self._send_error(identity, prefix, request_id, INTERNAL, f"internal error: {type(exc).__name__}: {exc}")
 
+    def _receive(self, more: bool) -> tuple[list, list]:
+        """The rest of a message after its identity frame, one frame at a time -> (prefix, body buffers).
+
+        Keeps frames only while every limit holds and the envelope's token is right; from the first breach on it
+        reads and drops the rest (zmq hands over a message's frames only together, so they are all there) and
+        raises the ProtocolError, with the request id when the envelope had one.
+        """
+        lim = self.config.limits
+        prefix: list = []
+        body: list = []
+        refusal: ProtocolError | None = None
+        request_id = None
+        total = 0
+        while more:
+            frame = self.router.recv(copy=False)
+            more = frame.more
+            if refusal is not None:
+                continue                                  # drain: read and drop
+            size = len(frame)
+            if not body and not prefix and size == 0 and more:
+                prefix = [b""]                            # REQ clients put an empty delimiter before the envelope
+                continue
+            total += size
+            if not body:                                  # the envelope: check it before keeping any array
+                if size > lim.max_header_bytes:
+                    refusal = ProtocolError(TOO_LARGE, f"envelope of {size} bytes exceeds {lim.max_header_bytes}")
+                    continue
+                try:
+                    request_id = self._check_envelope(frame.buffer)
+                except ProtocolError as exc:
+                    refusal = exc
+                    continue
+            elif len(body) > lim.max_frames:
+                refusal = ProtocolError(TOO_LARGE, f"more than {lim.max_frames} array frames", request_id)
+            elif size > lim.max_array_bytes:
+                refusal = ProtocolError(TOO_LARGE, f"frame {len(body)} of {size} bytes exceeds the "
+                                                   f"{lim.max_array_bytes}-byte limit of one frame", request_id)
+            elif total > lim.max_total_bytes:
+                refusal = ProtocolError(TOO_LARGE, f"message of more than {lim.max_total_bytes} bytes", request_id)
+            if refusal is not None:
+                body.clear()                              # let zmq free what was kept
+                continue
+            body.append(frame.buffer)
+        if refusal is not None:
+            raise refusal
+        if not body:
+            raise ProtocolError(BAD_REQUEST, "empty message")
+        return prefix, body
+
+    def _check_envelope(self, envelope) -> str | None:
+        """Read the envelope alone: its id (None if unreadable), and the token, before any array frame is kept."""
+        header = protocol.read_envelope(envelope, self.config.limits)
+        raw_id = header.get("id")
+        request_id = raw_id if isinstance(raw_id, str) and 0 < len(raw_id) <= protocol.MAX_ID_LEN else None
+        token = header.get("token")
+        try:
+            self._authorize(token if isinstance(token, str) else None)
+        except ProtocolError as exc:
+            exc.request_id = request_id
+            raise
+        return request_id
+
+    def _answer_zap(self) -> None:
+        """ZAP (RFC 27) requests from libzmq: admit a PLAIN handshake whose password is the token."""
+        token = self.config.token.encode("utf-8")
+        while True:
+            try:
+                msg = self.zap.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            request_id = msg[1] if len(msg) > 1 else b""
+            mechanism, credentials = (msg[5], msg[6:]) if len(msg) >= 6 else (b"", [])
+            ok = (mechanism == b"PLAIN" and len(credentials) == 2 and credentials[0] == HANDSHAKE_USER
+                  and hmac.compare_digest(credentials[1], token))
+            if not ok:
+                log.info("refused a connection from %s: no or wrong token in the handshake",
+                         msg[3].decode("ascii", "replace") if len(msg) > 3 else "?")
+            self.zap.send_multipart([b"1.0", request_id, b"200" if ok else b"400",
+                                     b"OK" if ok else b"wrong token", b"", b""])
+
     def _handle(self, identity: bytes, prefix: list, body: list) -> str:
         req = protocol.parse_request(body, self.config.limits)
         try:
-            self._authorize(req)
+            self._authorize(req.token)
             spec = self.ops.get(req.op)
             if spec is None:
                 raise ProtocolError(UNKNOWN_OP, f"unknown op {req.op[:64]!r}; this server knows "
@@ -267,12 +377,12 @@ class Server:
             self._enqueue(Job(req.id, identity, prefix, spec, args))
         return req.id
 
-    def _authorize(self, req: protocol.Request) -> None:
+    def _authorize(self, token: str | None) -> None:
         if self.config.token is None:
             return
-        given = (req.token or "").encode("utf-8", "replace")
+        given = (token or "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, self.config.token.encode("utf-8")):
-            raise ProtocolError(UNAUTHORIZED, "missing or wrong token" if req.token else
+            raise ProtocolError(UNAUTHORIZED, "missing or wrong token" if token else
                                 "this server requires a token: add \"token\" to the request envelope")
 
     def _enqueue(self, job: Job) -> None:
