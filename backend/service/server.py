@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 import zmq
 
 from shared import protocol
-from shared.protocol import BAD_REQUEST, BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, UNKNOWN_OP, \
-    Limits, ProtocolError
+from shared.protocol import BAD_REQUEST, BUSY, CANCELLED, INTERNAL, INVALID_ARGUMENT, TOO_LARGE, UNAUTHORIZED, \
+    UNKNOWN_OP, Limits, ProtocolError
 
 from .. import __version__
 from ..jobs import Cancelled, JobContext
