@@ -452,6 +452,9 @@ def modal_trajectory(basis: ModalBasis, dyn: Dynamics, pokes: Sequence[Poke], n_
     q and v (n, M) the free oscillator state (position, velocity per frame) used for energy checks.
     """
     parts = list(modal_window(basis, dyn, pokes, start, n_frames - start, ctx))
+    if not parts:
+        empty = np.zeros((0, len(basis.omega0)), np.complex128)
+        return empty, empty.copy(), empty.copy()
     return tuple(np.concatenate([part[i] for part in parts]) for i in (1, 2, 3))
 
 

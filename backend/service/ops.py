@@ -20,7 +20,7 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
               -> {displacement: float16 (count,2,h,w)}    (work bounded by count, modes, grid and pokes, not by
               start: `simulate_work`; damping ratios, also rayleigh's, in [0, 1000]; a non-finite or
               beyond-float16 result is an error, never zeros)
-    cancel    {target: id}                                  -> {cancelled: bool}
+    cancel    {target: id}                                  -> {cancelled: bool}   (only the caller's own jobs)
 Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
     _test_sleep     {steps (1..10000), delay=0 (seconds per step, 0..10)} -> {steps}
     _test_spectral  {width, height, K=16, samples=1, seed=0} -> a random float16 spectral volume, like predict
@@ -319,7 +319,7 @@ def validate_simulate(raw: dict, limits: OpLimits) -> dict:
         rayleigh = (float(rayleigh[0]), float(rayleigh[1]))
     out = {
         "spectral": spectral, "fps": fps, "T": T, "pokes": _pokes(a, limits, h, w),
-        "start": a.integer("start", 0, lo=0, hi=2**62),
+        "start": a.integer("start", 0, lo=0, hi=10**9),   # any start costs the same; 1e9 keeps phases exact
         "count": a.integer("count", lo=1, hi=limits.max_times),
         "damping": _damping(a, K), "rayleigh": rayleigh,
         "mass": a.number("mass", 1.0, lo=0.0, hi=1e6, positive=True),
