@@ -1,9 +1,10 @@
-"""The GID service: one ROUTER socket loop, a bounded job queue and one worker thread that owns the models.
+"""The GID service's transport: one ROUTER socket loop (framing, limits, token) in front of the job queue and the
+worker thread that owns the models (backend/service/worker.py).
 
 Threads and who touches what:
 - the socket thread (`Server.serve_forever`) alone touches the ROUTER socket. It parses and validates every
-  request at once (shared.protocol + backend.service.ops), answers `ping` and `cancel` itself and queues the rest; it
-  never runs model code, so ping is answered while a job runs.
+  request at once (shared.protocol + backend.service.ops), answers `ping` and `cancel` itself and queues the rest
+  (backend.service.worker.JobQueue); it never runs model code, so ping is answered while a job runs.
 - the worker thread takes one job at a time from the queue and runs it with a JobContext whose progress goes,
   already encoded, into an outbox (queue.Queue); a byte on an inproc PAIR socket wakes the socket thread, which
   sends it to the right client identity.
@@ -42,12 +43,11 @@ from shared.protocol import BAD_REQUEST, BUSY, CANCELLED, INTERNAL, INVALID_ARGU
     UNKNOWN_OP, Limits, ProtocolError
 
 from .. import __version__
-from ..jobs import Cancelled, JobContext
-from .ops import Models, OpLimits, OpSpec, available_ops
+from .ops import Models, OpLimits, available_ops
+from .worker import Job, JobQueue, Outgoing, Worker
 
 log = logging.getLogger("gid.server")
 
-PROGRESS_INTERVAL_S = 0.02     # at most ~50 progress messages per second per job (first and last always sent)
 RETRY_FINAL_S = 30.0           # how long a final reply waits for a slow client's full pipe before it is dropped
 MAX_OUTBOX_RETRIES = 1000      # final replies parked for slow clients (bounded: the queue bounds jobs anyway)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # fixed by the ZAP RFC (27/ZAP)
@@ -66,96 +66,6 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     op_limits: OpLimits = field(default_factory=OpLimits)
     test_ops: bool = False
-
-
-@dataclass(eq=False)
-class Job:
-    id: str
-    identity: bytes
-    prefix: list          # frames between identity and envelope (an empty delimiter for REQ clients)
-    spec: OpSpec
-    args: dict
-    cancel_event: threading.Event = field(default_factory=threading.Event)
-    cancel_reason: str = "cancelled by request"
-    received: float = field(default_factory=time.perf_counter)
-    last_progress: float = 0.0
-
-
-class JobQueue:
-    """Bounded FIFO of jobs plus the one running job; shared by the socket thread and the worker."""
-
-    def __init__(self, max_queue: int):
-        self.max_queue = max_queue
-        self._jobs: collections.deque[Job] = collections.deque()
-        self._cond = threading.Condition()
-        self.running: Job | None = None
-        self._closed = False
-
-    def put(self, job: Job) -> bool:
-        with self._cond:
-            if len(self._jobs) >= self.max_queue:
-                return False
-            self._jobs.append(job)
-            self._cond.notify()
-            return True
-
-    def take(self) -> Job | None:
-        """Block until a job is there (it becomes `running`); None once closed."""
-        with self._cond:
-            while not self._jobs and not self._closed:
-                self._cond.wait()
-            if self._closed:
-                return None
-            self.running = self._jobs.popleft()
-            return self.running
-
-    def finished(self, job: Job) -> None:
-        with self._cond:
-            if self.running is job:
-                self.running = None
-
-    def remove_first(self, pred) -> Job | None:
-        """Take the first queued (not started) job matching `pred` out of the queue."""
-        with self._cond:
-            for j in self._jobs:
-                if pred(j):
-                    self._jobs.remove(j)
-                    return j
-            return None
-
-    def remove_where(self, pred) -> list[Job]:
-        """Take queued (not started) jobs matching `pred` out of the queue."""
-        with self._cond:
-            gone = [j for j in self._jobs if pred(j)]
-            for j in gone:
-                self._jobs.remove(j)
-            return gone
-
-    def find(self, pred) -> Job | None:
-        with self._cond:
-            if self.running is not None and pred(self.running):
-                return self.running
-            return next((j for j in self._jobs if pred(j)), None)
-
-    def has(self, pred) -> bool:
-        return self.find(pred) is not None
-
-    def state(self) -> tuple[bool, int]:
-        with self._cond:
-            return self.running is not None, len(self._jobs)
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-
-
-@dataclass
-class Outgoing:
-    identity: bytes
-    frames: list          # prefix + encoded envelope frames
-    final: bool
-    deadline: float = 0.0
 
 
 class Server:
@@ -194,8 +104,7 @@ class Server:
         self.wake_rx = self.ctx.socket(zmq.PAIR)
         self.wake_rx.bind(self._wake_addr)
         self.endpoint: str | None = None
-        self.worker = threading.Thread(target=self._worker_main, name="gid-worker", daemon=True)
-        self._worker_ready = threading.Event()
+        self.worker = Worker(self.ctx, self._wake_addr, self.jobs, self.models, self.outbox)
 
     # ---------------------------------------------------------------------------------------------- lifecycle
 
@@ -203,7 +112,6 @@ class Server:
         self.router.bind(self.config.bind)
         self.endpoint = self.router.getsockopt(zmq.LAST_ENDPOINT).decode()
         self.worker.start()
-        self._worker_ready.wait(5.0)
         return self.endpoint
 
     def stop(self) -> None:
@@ -240,12 +148,8 @@ class Server:
 
     def _shutdown(self) -> None:
         log.info("shutting down")
-        for job in self.jobs.remove_where(lambda j: True):
+        for job in self.jobs.cancel_where(lambda j: True, "server shutting down"):
             self._send_error(job.identity, job.prefix, job.id, CANCELLED, "server shutting down")
-        running = self.jobs.running
-        if running is not None:
-            running.cancel_reason = "server shutting down"
-            running.cancel_event.set()
         self.jobs.close()
         self.worker.join(timeout=10.0)
         if self.worker.is_alive():
@@ -406,26 +310,19 @@ class Server:
                            "max_times": lim.max_times, "max_queue": self.config.max_queue}}
 
     def _cancel(self, identity: bytes, target: str, request_id: str) -> bool:
-        """Cancel this client's job `target` (queued: removed at once). False when it has none by that id (never
-        had, or already over); another client's job is not touched and the request gets an error."""
-        mine = lambda j: j.id == target and j.identity == identity  # noqa: E731
-        job = self.jobs.remove_first(mine)
-        if job is not None:
+        """Cancel this client's job `target` (queued: answered `cancelled` at once). False when it has none by that
+        id (never had, or already over); another client's job is not touched and the request gets an error."""
+        outcome, job = self.jobs.cancel(identity, target)
+        if outcome == "queued":
             self._send_error(job.identity, job.prefix, job.id, CANCELLED, "cancelled before it started")
             log.info("cancelled queued %s %s", job.spec.name, job.id)
-            return True
-        running = self.jobs.running
-        if running is not None and mine(running):
-            if running.cancel_event.is_set():
-                return False
-            running.cancel_event.set()
-            log.info("cancelling running %s %s", running.spec.name, running.id)
-            return True
-        if self.jobs.has(lambda j: j.id == target):
+        elif outcome == "running":
+            log.info("cancelling running %s %s", job.spec.name, job.id)
+        elif outcome == "foreign":
             log.info("refused %s's cancel of another client's job %s", identity.hex(), target)
             raise ProtocolError(INVALID_ARGUMENT, f"cancel: job {target!r} was submitted by another client; only "
                                                   "the client that submitted a job may cancel it", request_id)
-        return False
+        return outcome in ("queued", "running")
 
     def _client_gone(self, identity: bytes) -> None:
         """A send to `identity` failed: the client disconnected. Drop its queued jobs, cancel its running one."""
@@ -434,12 +331,8 @@ class Server:
         self._gone_identities[identity] = None
         while len(self._gone_identities) > 1024:
             self._gone_identities.popitem(last=False)
-        for job in self.jobs.remove_where(lambda j: j.identity == identity):
+        for job in self.jobs.cancel_where(lambda j: j.identity == identity, "client disconnected"):
             log.info("dropped queued %s %s of a vanished client", job.spec.name, job.id)
-        running = self.jobs.running
-        if running is not None and running.identity == identity and not running.cancel_event.is_set():
-            running.cancel_reason = "client disconnected"
-            running.cancel_event.set()
 
     # ---------------------------------------------------------------------------------------------- sending
 
@@ -491,78 +384,6 @@ class Server:
                 self.wake_rx.recv(zmq.NOBLOCK)
             except zmq.Again:
                 return
-
-    # ---------------------------------------------------------------------------------------------- worker
-
-    def _worker_main(self) -> None:
-        wake_tx = self.ctx.socket(zmq.PAIR)
-        wake_tx.setsockopt(zmq.LINGER, 0)
-        wake_tx.connect(self._wake_addr)
-        self._wake_tx = wake_tx
-        self._worker_ready.set()
-        try:
-            while True:
-                job = self.jobs.take()
-                if job is None:
-                    return
-                try:
-                    self._run_job(job)
-                finally:
-                    self.jobs.finished(job)
-        finally:
-            wake_tx.close(linger=0)
-
-    def _post(self, job: Job, message: dict, final: bool) -> None:
-        """Worker thread: hand an envelope to the socket thread."""
-        try:
-            frames = protocol.encode(message)
-        except (ValueError, TypeError) as exc:
-            log.exception("could not encode the reply to %s", job.id)
-            frames = protocol.encode(protocol.error(job.id, INTERNAL, f"reply could not be encoded: {exc}"))
-        self.outbox.put(Outgoing(job.identity, job.prefix + frames, final))
-        try:
-            self._wake_tx.send(b"", zmq.NOBLOCK)
-        except zmq.Again:  # the socket thread already has wake-ups pending
-            pass
-
-    def _progress(self, job: Job, stage: str, done: float) -> None:
-        now = time.perf_counter()
-        if done < 1.0 and job.last_progress and now - job.last_progress < PROGRESS_INTERVAL_S:
-            return
-        job.last_progress = now
-        self._post(job, protocol.progress(job.id, stage, done), final=False)
-
-    def _run_job(self, job: Job) -> None:
-        t0 = time.perf_counter()
-        ctx = JobContext(on_progress=lambda stage, done: self._progress(job, stage, done),
-                         cancel_event=job.cancel_event)
-        try:
-            ctx.step("started", 0.0)  # also finds a client that left while its job was queued
-            reply = protocol.result(job.id, job.spec.run(job.args, self.models, ctx))
-            outcome = "done"
-        except Cancelled:
-            reply, outcome = protocol.error(job.id, CANCELLED, job.cancel_reason), "cancelled"
-        except ProtocolError as exc:
-            reply, outcome = protocol.error(job.id, exc.code, exc.message), exc.code
-        except (ValueError, FileNotFoundError) as exc:  # library code's word for bad input or missing weights
-            reply, outcome = protocol.error(job.id, INVALID_ARGUMENT, f"{job.spec.name}: {exc}"), INVALID_ARGUMENT
-        except MemoryError:
-            reply = protocol.error(job.id, TOO_LARGE, f"{job.spec.name}: out of memory; ask for less at once")
-            outcome = TOO_LARGE
-        except Exception as exc:
-            if type(exc).__name__ == "OutOfMemoryError":  # torch.cuda.OutOfMemoryError, without importing torch
-                reply = protocol.error(job.id, TOO_LARGE, f"{job.spec.name}: device out of memory; ask for less")
-                outcome = TOO_LARGE
-            else:
-                log.exception("job %s %s failed", job.spec.name, job.id)
-                reply = protocol.error(job.id, INTERNAL, f"{job.spec.name} failed: {type(exc).__name__}: {exc}")
-                outcome = INTERNAL
-        finally:
-            job.args = {}  # release the request's buffers now, not when the reply is gone
-        log.info("%s %s %s in %.3f s (queued %.3f s)", job.spec.name, job.id, outcome,
-                 time.perf_counter() - t0, t0 - job.received)
-        self._post(job, reply, final=True)
-
 
 def is_loopback_endpoint(endpoint: str) -> bool:
     """True for ipc://, inproc:// and tcp:// on a loopback address; False for anything reachable from outside."""
