@@ -232,4 +232,5 @@ class Worker:
             job.args = {}  # release the request's buffers now, not when the reply is gone
         log.info("%s %s %s in %.3f s (queued %.3f s)", job.spec.name, job.id, outcome,
                  time.perf_counter() - t0, t0 - job.received)
+        self.jobs.finished(job)  # before the reply: a client that has its answer never finds the job still running
         self._post(job, reply, final=True)
