@@ -85,9 +85,11 @@ def client(context=None, auto_start: bool = True) -> BackendClient:
     check_address(p.address, online_access())
     if _client is not None and (_client.address != p.address or (_client.token or "") != p.token):
         disconnect()
-    if auto_start and p.auto_start and _process is not None and not _process.running():
+    if (auto_start and p.auto_start and _process is not None and not _process.running()
+            and (_task is None or _task.finished)):
         # The backend we started has died (crash, killed, out of memory): its socket leads nowhere; start a
-        # new one below. Without auto-start the old client stays, so requests fail at once saying it exited.
+        # new one below. Not under a running task: that one first fails saying the backend exited. Without
+        # auto-start the old client stays, so requests fail at once saying so.
         disconnect()
     if _client is None:
         if (auto_start and p.auto_start and is_loopback(p.address) and not port_open(p.address)
