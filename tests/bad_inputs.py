@@ -1,7 +1,7 @@
 """Malformed user files for the add-on's hardening tests: motion archives (.npz) and non-images.
 
-Each writer makes one file and returns its path. None needs much memory or time: the zip bomb is written by
-streaming zeros through deflate.
+Each writer makes one file at the path it is given. None needs much memory or time: the zip bomb is written
+by streaming zeros through deflate.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _npy_header(shape: tuple, dtype) -> bytes:
     return buf.getvalue()
 
 
-def zip_bomb(path: Path, shape=(1, 50, 4, 1000, 1000)) -> Path:
+def zip_bomb(path: Path, shape=(1, 50, 4, 1000, 1000)) -> None:
     """~800 MB of float32 zeros declared, ~0.8 MB on disk (deflate): what an audit used to grow Blender by 6 GB."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         with zf.open("spectral.npy", "w", force_zip64=True) as fh:
@@ -45,16 +45,14 @@ def zip_bomb(path: Path, shape=(1, 50, 4, 1000, 1000)) -> Path:
         for key, value in (("fps", np.float64(FPS)), ("T", np.int64(T))):
             with zf.open(f"{key}.npy", "w") as fh:
                 np.lib.format.write_array(fh, np.asarray(value))
-    return path
 
 
-def lying_header(path: Path) -> Path:
+def lying_header(path: Path) -> None:
     """An entry whose .npy header declares a 100-million-value volume but holds 1 KB (stored, no compression)."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
         zf.writestr("spectral.npy", _npy_header((1, 25, 4, 1000, 1000), np.float32) + bytes(1024))
         zf.writestr("fps.npy", _npy_bytes(np.float64(FPS)))
         zf.writestr("T.npy", _npy_bytes(np.int64(T)))
-    return path
 
 
 def _npy_bytes(a) -> bytes:
@@ -65,7 +63,7 @@ def _npy_bytes(a) -> bytes:
     return buf.getvalue()
 
 
-def corrupt_deflate(path: Path) -> Path:
+def corrupt_deflate(path: Path) -> None:
     """np.savez_compressed with bytes flipped inside the compressed spectral stream."""
     rng = np.random.default_rng(1)
     np.savez_compressed(path, spectral=rng.standard_normal((8, 4, 10, 16)).astype(np.float32), fps=FPS, T=T)
@@ -73,12 +71,16 @@ def corrupt_deflate(path: Path) -> Path:
     mid = len(data) // 3
     data[mid:mid + 64] = bytes(64)
     path.write_bytes(bytes(data))
-    return path
 
 
-def _savez(path: Path, **arrays) -> Path:
+def truncated(path: Path) -> None:
+    """The first half of a valid motion file."""
+    good_motion(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _savez(path: Path, **arrays) -> None:
     np.savez(path, **arrays)       # allow_pickle is on in savez: object arrays are written pickled
-    return path
 
 
 def _spectral(K=8):
@@ -109,17 +111,20 @@ BAD_MOTION = {
     "bad_size": lambda p: _savez(p, spectral=_spectral(), fps=FPS, T=T, size=np.array([0, 10])),
     "missing_keys": lambda p: _savez(p, spectral=_spectral()),
     "missing_spectral": lambda p: _savez(p, fps=FPS, T=T),
-    "truncated": lambda p: (good_motion(p), p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]))[-1] and p,
+    "truncated": truncated,
     "corrupt_deflate": corrupt_deflate,
-    "non_zip": lambda p: (p.write_bytes(os.urandom(4096)), p)[-1],
-    "empty": lambda p: (p.write_bytes(b""), p)[-1],
-    "single_npy": lambda p: (p.write_bytes(_npy_bytes(_spectral())), p)[-1],
+    "non_zip": lambda p: p.write_bytes(os.urandom(4096)),
+    "empty": lambda p: p.write_bytes(b""),
+    "single_npy": lambda p: p.write_bytes(_npy_bytes(_spectral())),     # a bare .npy, not an archive
 }
 
 
 def make_bad_motion(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return {name: writer(folder / f"{name}.npz") or folder / f"{name}.npz" for name, writer in BAD_MOTION.items()}
+    paths = {name: folder / f"{name}.npz" for name in BAD_MOTION}
+    for name, writer in BAD_MOTION.items():
+        writer(paths[name])
+    return paths
 
 
 def make_bad_images(folder: Path, good_png: Path) -> dict[str, Path]:
