@@ -13,13 +13,15 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-# `gid serve` flags (backend/service/serve_cli.py); kept in one place.
+# `gid serve`'s flag and token variable (backend/service/serve_cli.py: ENV_TOKEN); kept in one place.
 ADDRESS_FLAG = "--bind"
 TOKEN_FLAG = "--token"
+TOKEN_ENV = "GID_SERVE_TOKEN"
 
 
-def serve_command(python_path: str, command: str, address: str, token: str = "", extra: str = "") -> list[str]:
-    """The argv that starts `gid serve` on `address`.
+def serve_command(python_path: str, command: str, address: str, extra: str = "") -> list[str]:
+    """The argv that starts `gid serve` on `address`. It never holds the token: any local user can read a
+    process's command line (/proc/PID/cmdline, ps); the token goes in the environment (`serve_env`).
 
     python_path: a Python with the backend installed (`python -m backend serve`); else `command` is split with
     shell rules (default `gid serve`, found on PATH). extra: more `gid serve` options, e.g.
@@ -32,10 +34,22 @@ def serve_command(python_path: str, command: str, address: str, token: str = "",
         if not argv:
             raise ValueError("the backend command is empty; set a Python path or a command in the preferences")
     argv += shlex.split(extra, posix=os.name != "nt") if extra.strip() else []
+    if any(a == TOKEN_FLAG or a.startswith(TOKEN_FLAG + "=") for a in argv):
+        raise ValueError(f"put the token in the Token field, not {TOKEN_FLAG} in the command or options: "
+                         f"every user of this machine can read a command line")
     argv += [ADDRESS_FLAG, address]
-    if token:
-        argv += [TOKEN_FLAG, token]
     return argv
+
+
+def serve_env(token: str, base: dict | None = None) -> dict:
+    """The environment for `gid serve`: this one, with the token in $GID_SERVE_TOKEN (a process's environment
+    is readable only by its owner), or without that variable when there is no token (an inherited one would
+    make the backend demand a token the add-on does not send)."""
+    env = dict(os.environ if base is None else base)
+    env.pop(TOKEN_ENV, None)
+    if token:
+        env[TOKEN_ENV] = token
+    return env
 
 
 def port_open(address: str, timeout: float = 0.2) -> bool:

@@ -12,7 +12,7 @@ import time
 
 import bpy
 
-from .backend_process import BackendProcess, port_open, serve_command
+from .backend_process import BackendProcess, port_open, serve_command, serve_env
 from .client import BackendClient, BackendError, check_address, is_loopback
 
 _client: BackendClient | None = None
@@ -56,8 +56,10 @@ def start_backend(context=None, wait: bool = True, timeout: float = 120.0) -> Ba
         return _process
     if port_open(p.address):
         raise RuntimeError(f"something already listens on {p.address}; press Connect to use it")
-    argv = serve_command(p.python_path, p.command, p.address, p.token, p.serve_args)
-    _process = BackendProcess(argv, log_path(), cwd=p.working_dir or None)
+    argv = serve_command(p.python_path, p.command, p.address, p.serve_args)
+    if _process is not None:   # one we started that has exited: release its log
+        _process.stop()
+    _process = BackendProcess(argv, log_path(), cwd=p.working_dir or None, env=serve_env(p.token))
     disconnect()
     if wait:
         _process.wait_ready(p.address, timeout)
@@ -82,6 +84,12 @@ def client(context=None, auto_start: bool = True) -> BackendClient:
     p = prefs(context)
     check_address(p.address, online_access())
     if _client is not None and (_client.address != p.address or (_client.token or "") != p.token):
+        disconnect()
+    if (auto_start and p.auto_start and _process is not None and not _process.running()
+            and (_task is None or _task.finished)):
+        # The backend we started has died (crash, killed, out of memory): its socket leads nowhere; start a
+        # new one below. Not under a running task: that one first fails saying the backend exited. Without
+        # auto-start the old client stays, so requests fail at once saying so.
         disconnect()
     if _client is None:
         if (auto_start and p.auto_start and is_loopback(p.address) and not port_open(p.address)

@@ -2,6 +2,7 @@
 or background mode (blocking: timers never fire there), chosen by `bpy.app.background` or `blocking=True`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -61,21 +62,68 @@ class GID_OT_import_image(bpy.types.Operator):
         if not os.path.isfile(path):
             self.report({"ERROR"}, f"no such image file: {path}")
             return {"CANCELLED"}
+        # Images as Planes makes a plane even for a file Blender cannot read: check the file first, and
+        # remove whatever the import made if anything after it fails.
+        try:
+            probe_image(path)
+            with removed_on_failure():
+                obj, size = self._import(context, path)
+        except (ValueError, RuntimeError, OSError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"imported {obj.name} ({size[0]}x{size[1]})")
+        return {"FINISHED"}
+
+    def _import(self, context, path: str):
         if context.mode != "OBJECT":
             bpy.ops.object.mode_set(mode="OBJECT")
         result = bpy.ops.image.import_as_mesh_planes(
             files=[{"name": os.path.basename(path)}], directory=os.path.dirname(path) + os.sep,
             shader="EMISSION", align_axis="+Z", height=self.height, relative=bool(bpy.data.filepath))
         if "FINISHED" not in result or context.active_object is None:
-            self.report({"ERROR"}, f"could not import {path} as a plane")
-            return {"CANCELLED"}
+            raise ValueError(f"could not import {path} as a plane")
         obj = context.active_object
         plane = displacement.PlaneInfo(obj)
+        size = plane.size                # ValueError when the image has no pixels
         plane.node.extension = "EXTEND"
         obj.gid.source_image = plane.node.image
         storage.object_key(obj)
-        self.report({"INFO"}, f"imported {obj.name} ({plane.size[0]}x{plane.size[1]})")
-        return {"FINISHED"}
+        return obj, size
+
+
+# Datablock collections an import can add to.
+_IMPORT_COLLECTIONS = ("objects", "meshes", "materials", "images", "textures", "node_groups")
+
+
+def probe_image(path: str) -> None:
+    """ValueError unless Blender can decode `path` as an image with pixels (the probe leaves no datablock)."""
+    name = os.path.basename(path)
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{name} is empty, not an image")
+    try:
+        img = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError as exc:
+        raise ValueError(f"{name} is not an image Blender can read ({exc})") from None
+    try:
+        width, height = img.size       # decodes the file; (0, 0) when it cannot
+    finally:
+        bpy.data.images.remove(img)
+    if width == 0 or height == 0:
+        raise ValueError(f"{name} is not an image Blender can read (unknown format, or damaged/truncated)")
+
+
+@contextlib.contextmanager
+def removed_on_failure():
+    """Datablocks created inside the block are removed again if it raises (no half-imported plane)."""
+    before = {c: {b.as_pointer() for b in getattr(bpy.data, c)} for c in _IMPORT_COLLECTIONS}
+    try:
+        yield
+    except BaseException:
+        for c in _IMPORT_COLLECTIONS:       # objects first: they use the meshes, which use the materials
+            coll = getattr(bpy.data, c)
+            for block in [b for b in coll if b.as_pointer() not in before[c]]:
+                coll.remove(block)
+        raise
 
 
 class GID_OT_load_motion(bpy.types.Operator):
@@ -94,13 +142,16 @@ class GID_OT_load_motion(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context):
+        # The file is read and checked completely before anything is written; if storing or applying it
+        # fails, the object's settings and its previous motion file are put back.
         try:
             obj = active_plane(context)
             motion = storage.read_motion_file(bpy.path.abspath(self.filepath))
-            install_motion(obj, context.scene, motion)
-            if self.apply:
-                displacement.apply(obj, context.scene)
-        except (ValueError, OSError) as exc:
+            with storage.motion_rollback(obj):
+                install_motion(obj, context.scene, motion)
+                if self.apply:
+                    displacement.apply(obj, context.scene)
+        except (ValueError, OSError, RuntimeError) as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         self.report({"INFO"}, f"{obj.name}: motion with {motion.spectral.shape[0]} variation(s), "

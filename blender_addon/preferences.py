@@ -14,7 +14,8 @@ class GIDPreferences(bpy.types.AddonPreferences):
                             description="ZeroMQ endpoint of `gid serve`. Addresses other than this machine "
                                         "need Preferences > System > Allow Online Access")
     token: StringProperty(name="Token", default="", subtype="PASSWORD",
-                          description="Shared secret, when the backend was started with --token")
+                          description="Shared secret, when the backend was started with --token. A backend "
+                                      "started here gets it in $GID_SERVE_TOKEN, never on its command line")
     python_path: StringProperty(name="Backend Python", default="", subtype="FILE_PATH",
                                 description="Python of the environment with the backend installed "
                                             "(runs `python -m backend serve`); empty: use Command")

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from blender_addon.backend_process import BackendProcess, free_tcp_address, port_open, serve_command
+from blender_addon.backend_process import (TOKEN_ENV, BackendProcess, free_tcp_address, port_open, serve_command,
+                                           serve_env)
 from blender_addon.client import DONE, FAILED, BackendClient, BackendError, check_address, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,12 +35,20 @@ def server(tmp_path_factory):
 
 
 def test_serve_command():
-    assert serve_command("/env/bin/python", "ignored", "tcp://127.0.0.1:1", "secret-token", "--device cuda") == [
-        "/env/bin/python", "-m", "backend", "serve", "--device", "cuda", "--bind", "tcp://127.0.0.1:1",
-        "--token", "secret-token"]
+    assert serve_command("/env/bin/python", "ignored", "tcp://127.0.0.1:1", "--device cuda") == [
+        "/env/bin/python", "-m", "backend", "serve", "--device", "cuda", "--bind", "tcp://127.0.0.1:1"]
     assert serve_command("", "gid serve", "tcp://127.0.0.1:2") == ["gid", "serve", "--bind", "tcp://127.0.0.1:2"]
     with pytest.raises(ValueError, match="empty"):
         serve_command("", "  ", "tcp://127.0.0.1:2")
+    # the token never goes on a command line (readable by every local user): only through the environment
+    for extra in ("--token secret-token", "--device cpu --token=secret-token"):
+        with pytest.raises(ValueError, match="Token field"):
+            serve_command("/env/bin/python", "", "tcp://127.0.0.1:1", extra)
+    from backend.service.serve_cli import ENV_TOKEN
+
+    assert TOKEN_ENV == ENV_TOKEN
+    assert serve_env("secret-token", {"PATH": "/bin"}) == {"PATH": "/bin", ENV_TOKEN: "secret-token"}
+    assert serve_env("", {"PATH": "/bin", ENV_TOKEN: "inherited-one"}) == {"PATH": "/bin"}
 
 
 def test_address_rules():
