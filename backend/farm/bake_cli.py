@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 ENV_TOKEN = "GID_SERVE_TOKEN"
-FRAMES = re.compile(r"^\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?$")
+RUN = re.compile(r"^\s*(-?\d+)\s*(?:(?:-|\.\.)\s*(-?\d+)\s*)?$")
 BACKEND_START_SECONDS = 300.0          # a cold local backend imports torch and loads weights
 
 
@@ -35,8 +35,9 @@ def register(subparsers) -> None:
     p.add_argument("blend", help="the shot's .blend file")
     p.add_argument("--object", required=True, help="name of the image plane with motion")
     p.add_argument("--frames", required=True,
-                   help="scene frames A-B (or one frame A) inside the object's bake: its loop, or the scene "
-                        "range when controls are animated or pokes are baked")
+                   help="scene frames A-B (or A, or runs like 1-12,20-24 as farm managers chunk them) inside "
+                        "the object's bake: its loop, or the scene range when controls are animated or pokes "
+                        "are baked")
     p.add_argument("--mode", choices=("ibr", "splat"), default=None,
                    help="renderer (default: the object's Renderer setting)")
     p.add_argument("--backend", default=None,
@@ -52,15 +53,21 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def parse_frames(text: str) -> tuple[int, int]:
-    m = FRAMES.match(text)
-    if m is None:
-        raise ValueError(f"bad frame range {text!r}: expected A-B (e.g. 1-24) or one frame")
-    a = int(m.group(1))
-    b = int(m.group(2)) if m.group(2) is not None else a
-    if a > b:
-        raise ValueError(f"bad frame range {text!r}: the first frame is after the last")
-    return a, b
+def parse_frames(text: str) -> list[tuple[int, int]]:
+    """"1-24" -> [(1, 24)]; "5" -> [(5, 5)]; "1-3,7,9..10" -> [(1, 3), (7, 7), (9, 10)] (A..B as Blender writes)."""
+    runs = []
+    for part in text.split(","):
+        m = RUN.match(part)
+        if m is None:
+            raise ValueError(f"bad frame range {text!r}: expected A-B (e.g. 1-24), one frame, or runs like 1-3,7")
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) is not None else a
+        if a > b:
+            raise ValueError(f"bad frame range {text!r}: {a} is after {b}")
+        runs.append((a, b))
+    if len(runs) > 1000:
+        raise ValueError(f"bad frame range: {len(runs)} runs; give at most 1000")
+    return runs
 
 
 def resolve_token(token_env: str | None) -> str:
@@ -96,7 +103,7 @@ def _interrupt(signum, _frame):
     raise KeyboardInterrupt
 
 
-def _bake(bpy, blend: Path, args: argparse.Namespace, frames: tuple[int, int], token: str) -> int:
+def _bake(bpy, blend: Path, args: argparse.Namespace, runs: list[tuple[int, int]], token: str) -> int:
     from .headless import ROOT, addon_module
 
     t0 = time.perf_counter()
@@ -114,7 +121,8 @@ def _bake(bpy, blend: Path, args: argparse.Namespace, frames: tuple[int, int], t
     scene = bpy.context.scene if obj.name in bpy.context.scene.objects else next(
         (s for s in bpy.data.scenes if obj.name in s.objects), bpy.context.scene)
     bake, connection = addon_module("bake"), addon_module("connection")
-    task = bake.BakeTask(obj, scene, mode=args.mode, frame_range=frames)   # checks the range against the plan
+    # one task per run, all checked against the plan before anything starts
+    tasks = [bake.BakeTask(obj, scene, mode=args.mode, frame_range=run) for run in runs]
 
     prefs = connection.prefs()
     prefs.timeout = float(args.timeout)
@@ -133,14 +141,17 @@ def _bake(bpy, blend: Path, args: argparse.Namespace, frames: tuple[int, int], t
                                        timeout=args.connect_timeout + 5.0)
         if not ping.ok:
             raise RuntimeError(f"cannot reach the backend at {prefs.address}: {ping.message}")
-        connection.run_blocking(task, timeout=float("inf"))
-        if not task.ok:
-            raise RuntimeError(f"bake of {obj.name} frames {frames[0]}-{frames[1]} failed: {task.message}")
+        for task, (a, b) in zip(tasks, runs):
+            connection.run_blocking(task, timeout=float("inf"))
+            if not task.ok:
+                raise RuntimeError(f"bake of {obj.name} frames {a}-{b} failed: {task.message}")
+            print(f"gid bake: {obj.name}: {task.message}", flush=True)
     finally:
-        if not task.finished:
-            task.cancel()          # removes the range's temporary folder
+        for task in tasks:
+            if task.job is not None and not task.finished:
+                task.cancel()          # removes the range's temporary folder
         connection.stop_backend()
-    print(f"gid bake: {obj.name}: {task.message} in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"gid bake: done in {time.perf_counter() - t0:.1f} s", flush=True)
     return 0
 
 
