@@ -155,8 +155,8 @@ class BakeTask(connection.Task):
         if self.partial:
             storage.move_files_into(self.tmp_dir, self.final_dir)
             self.tmp_dir = None
-            if all(os.path.isfile(self._path(self.final_dir, i)) for i in range(len(self.plan.frames))):
-                show_baked(obj, len(self.plan.frames), int(self.plan.frames[0]), self.cyclic, self.ext)
+            if not self.missing():
+                self.show_whole_bake()
             self.succeed(f"baked frames {int(self.frames[0])}-{int(self.frames[-1])} ({len(self.frames)}) "
                          f"into {self.final_dir}")
             return
@@ -164,6 +164,16 @@ class BakeTask(connection.Task):
         self.tmp_dir = None
         show_baked(obj, len(self.frames), int(self.frames[0]), self.cyclic, self.ext)
         self.succeed(f"baked {len(self.frames)} frames into {self.final_dir}")
+
+    def missing(self) -> list[str]:
+        """Files of the whole plan not (yet) in the bake folder (chunks still to come)."""
+        paths = (self._path(self.final_dir, i) for i in range(len(self.plan.frames)))
+        return [p for p in paths if not os.path.isfile(p)]
+
+    def show_whole_bake(self) -> None:
+        """Show the bake folder's sequence (every frame of the plan) on the plane."""
+        show_baked(bpy.data.objects[self.obj_name], len(self.plan.frames), int(self.plan.frames[0]), self.cyclic,
+                   self.ext)
 
     def _path(self, folder: str, plan_index: int) -> str:
         """File of plan frame `plan_index` (numbered from 1 at the plan's first frame, as the timeline shows)."""

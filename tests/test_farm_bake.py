@@ -77,8 +77,10 @@ def test_chunks_equal_whole_bake(shots):
     for rng in ("1-12", "13-20,21..24"):        # the second as runs, the way farm managers may chunk
         r = gid_bake(tmp, chunked, "--object", OBJECT, "--frames", rng, "--mode", "splat")
         assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-        if rng == "1-12":   # the first chunk alone: exactly its frames
+        if rng == "1-12":   # the first chunk alone: exactly its frames, and --link refuses a partial bake
             assert sorted(read_frames(bake_dir(chunked))) == [f"frame_{i:04d}.png" for i in range(1, 13)]
+            line = one_error_line(gid_bake(tmp, chunked, "--object", OBJECT, "--link"))
+            assert "12 of 24 frames are not baked yet (first: frame_0013.png" in line, line
     a, b = read_frames(bake_dir(whole)), read_frames(bake_dir(chunked))
     assert sorted(a) == sorted(b) == [f"frame_{i:04d}.png" for i in range(1, LOOP + 1)]
     diff = max(int(np.abs(a[k] - b[k]).max()) for k in a)
@@ -87,6 +89,14 @@ def test_chunks_equal_whole_bake(shots):
     # the frames move (the check is not trivially true) and frame 1 is the still
     assert np.abs(a["frame_0007.png"] - a["frame_0001.png"]).mean() > 1.0
     assert leftovers(whole) == [] and leftovers(chunked) == []
+    # --link: the saved .blend now shows the baked sequence
+    r = gid_bake(tmp, chunked, "--object", OBJECT, "--link")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    proc = subprocess.run([PY, __file__, "describe", str(chunked)], capture_output=True, text=True, timeout=120,
+                          env=env_for(tmp), cwd=str(ROOT))
+    shown = [ln for ln in proc.stdout.splitlines() if ln.startswith("SHOWN ")]
+    assert proc.returncode == 0 and shown, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert shown[-1].split()[1:] == ["BAKED", "//shot_dynamics/still/bake/frame_0001.png", "24"], shown
 
 
 def test_failures_one_line_nothing_left(shots, tmp_path):
@@ -175,6 +185,19 @@ def make_shot(folder: Path) -> None:
         addon_module("connection").shutdown()
 
 
+def describe(blend: Path) -> None:
+    """Print what the plane shows in a saved .blend: display, image path, sequence length."""
+    from backend.farm.headless import sandboxed_addon
+
+    with sandboxed_addon() as (bpy, _module):
+        bpy.ops.wm.open_mainfile(filepath=str(blend))
+        ob = bpy.data.objects[OBJECT]
+        node = next(n for n in ob.active_material.node_tree.nodes if n.type == "TEX_IMAGE")
+        print("SHOWN", ob.gid.display, node.image.filepath, node.image_user.frame_duration)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "make-shot":
         make_shot(Path(sys.argv[2]))
+    elif sys.argv[1] == "describe":
+        describe(Path(sys.argv[2]))

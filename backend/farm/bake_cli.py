@@ -5,7 +5,8 @@ opened with bpy, the add-on runs from a throw-away user folder (`headless.sandbo
 own BakeTask renders scene frames A..B of the object's bake plan (its loop, or the scene range when controls
 are animated or pokes are baked) into `<blend>_dynamics/<object>/bake/` under the same file names a whole bake
 writes. A range's frames are moved into place one atomic rename each once all of them are rendered; frames of
-other chunks are kept. The .blend itself is not saved (chunks run in parallel on one file).
+other chunks are kept. The .blend itself is not saved (chunks run in parallel on one file); once every chunk
+is done, `gid bake SHOT.blend --object NAME --link` shows the baked sequence on the plane and saves the .blend.
 
 Without --backend a local `gid serve` is started on a free loopback port and stopped at the end; with
 --backend ADDRESS (e.g. a shared GPU backend) its token is read from the environment variable --token-env
@@ -34,10 +35,13 @@ def register(subparsers) -> None:
                                           "folder exactly as Bake Sequence would; one `gid bake` per farm chunk.")
     p.add_argument("blend", help="the shot's .blend file")
     p.add_argument("--object", required=True, help="name of the image plane with motion")
-    p.add_argument("--frames", required=True,
+    p.add_argument("--frames", default=None,
                    help="scene frames A-B (or A, or runs like 1-12,20-24 as farm managers chunk them) inside "
                         "the object's bake: its loop, or the scene range when controls are animated or pokes "
                         "are baked")
+    p.add_argument("--link", action="store_true",
+                   help="render nothing: when every frame of the object's bake is in its folder, show the baked "
+                        "sequence on the plane and save the .blend (once, after all chunks: a farm's last task)")
     p.add_argument("--mode", choices=("ibr", "splat"), default=None,
                    help="renderer (default: the object's Renderer setting)")
     p.add_argument("--backend", default=None,
@@ -80,7 +84,9 @@ def resolve_token(token_env: str | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    frames = parse_frames(args.frames)
+    if (args.frames is None) == (not args.link):
+        raise ValueError("give --frames A-B to bake, or --link (without --frames) to show a finished bake")
+    frames = parse_frames(args.frames) if args.frames is not None else []
     blend = Path(args.blend).resolve()
     if not blend.is_file():
         raise FileNotFoundError(f"no such .blend file: {blend}")
@@ -121,6 +127,8 @@ def _bake(bpy, blend: Path, args: argparse.Namespace, runs: list[tuple[int, int]
     scene = bpy.context.scene if obj.name in bpy.context.scene.objects else next(
         (s for s in bpy.data.scenes if obj.name in s.objects), bpy.context.scene)
     bake, connection = addon_module("bake"), addon_module("connection")
+    if args.link:
+        return _link(bpy, bake.BakeTask(obj, scene), blend)
     # one task per run, all checked against the plan before anything starts
     tasks = [bake.BakeTask(obj, scene, mode=args.mode, frame_range=run) for run in runs]
 
@@ -158,3 +166,15 @@ def _bake(bpy, blend: Path, args: argparse.Namespace, runs: list[tuple[int, int]
 def _first_line(exc: BaseException) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
     return lines[0] if lines else type(exc).__name__
+
+
+def _link(bpy, whole, blend: Path) -> int:
+    """Show a finished farm bake on the plane and save the .blend (Blender writes a temp file, then renames)."""
+    missing = whole.missing()
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(whole.frames)} frames are not baked yet (first: "
+                         f"{Path(missing[0]).name} in {whole.final_dir}); bake them before --link")
+    whole.show_whole_bake()
+    bpy.ops.wm.save_mainfile()
+    print(f"gid bake: {whole.obj_name}: showing the {len(whole.frames)} baked frames; saved {blend}", flush=True)
+    return 0

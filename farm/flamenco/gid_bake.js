@@ -35,6 +35,8 @@ const JOB_TYPE = {
           label: "Renderer", description: "object = the object's own Renderer setting" },
         { key: "backend", type: "string", default: "", label: "Backend",
           description: "Address of a shared gid serve (e.g. tcp://gpu-box:5555); empty = each task starts its own" },
+        { key: "link", type: "bool", default: true, label: "Show in the .blend",
+          description: "A last task shows the baked sequence on the plane and saves the .blend" },
         { key: "token_env", type: "string", default: "GID_SERVE_TOKEN", label: "Token variable",
           description: "Environment variable on the workers that holds the shared backend's token" },
     ],
@@ -49,11 +51,24 @@ function compileJob(job) {
     if (!settings.blendfile || !settings.object || !settings.frames) {
         throw new Error("blendfile, object and frames are required");
     }
+    const exe = settings.gid_exe || "gid";
+    const bakeTasks = [];
     for (const chunk of frameChunker(String(settings.frames), chunkSize)) {
         // A chunk of a range with gaps comes as runs ("1-3,7"); `gid bake --frames` takes them as they are.
         const task = author.Task(`gid-bake-${chunk}`, "blender");
-        task.addCommand(author.Command("exec", { exe: settings.gid_exe || "gid", args: bakeArgs(settings, chunk) }));
+        task.addCommand(author.Command("exec", { exe: exe, args: bakeArgs(settings, chunk) }));
         job.addTask(task);
+        bakeTasks.push(task);
+    }
+    if (settings.link) {
+        // After every chunk: show the sequence on the plane and save the .blend (one writer, no race).
+        const link = author.Task("gid-bake-link", "blender");
+        link.addCommand(author.Command("exec", {
+            exe: exe, args: ["bake", settings.blendfile, "--object", settings.object, "--link"] }));
+        for (const task of bakeTasks) {
+            link.addDependency(task);
+        }
+        job.addTask(link);
     }
 }
 
