@@ -42,7 +42,11 @@ def sandboxed_addon():
     user = Path(tempfile.mkdtemp(prefix="gid-bake-user-"))
     os.environ["BLENDER_USER_RESOURCES"] = str(user)
     try:
-        import bpy
+        try:
+            import bpy
+        except ImportError as exc:
+            raise RuntimeError(f"bpy (Blender as a Python module) is not importable here: {exc}; "
+                               "install it with pip install bpy==5.0.1 (Python 3.11)") from None
         import addon_utils   # Blender's own module: importable only once bpy is
 
         bpy.ops.wm.read_factory_settings(use_empty=True)
