@@ -81,12 +81,13 @@ def bench_gpu(device_name: str, quick: bool, checkpoint: str | None = None, comp
             if cuda:
                 entry["peak_gpu_mb"] = round(torch.cuda.max_memory_allocated() / 2 ** 20, 1)
             data[key] = entry
-            extra = (f"; compiled {entry['compiled_fps']:.1f} frames/s (first call {entry['compile_first_call_s']:.1f} s)"
-                     if compiled is not None else "")
+            extra = (f"; compiled {entry['compiled_fps']:.1f} frames/s "
+                     f"(first call {entry['compile_first_call_s']:.1f} s)" if compiled is not None else "")
             mem = f"; peak {entry['peak_gpu_mb'] / 1024:.2f} GB" if cuda else ""
             rows.append(_row(f"{mode} {W}x{H}, {n} frames",
                              f"batched {entry['batched_fps']:.1f} frames/s vs plain {entry['plain_fps']:.1f} "
-                             f"({entry['ratio']:.2f}x); autocast vs fp32 max {entry['amp_max_diff']} levels{extra}{mem}"))
+                             f"({entry['ratio']:.2f}x); autocast vs fp32 max {entry['amp_max_diff']} levels"
+                             f"{extra}{mem}"))
     from .evaluate import load_predictor
 
     predictor, status = load_predictor(checkpoint, device_name)
