@@ -107,6 +107,8 @@ def test_failures_one_line_nothing_left(shots, tmp_path):
 
     line = one_error_line(gid_bake(tmp_path, blend, "--object", "nope", "--frames", "1-12"))
     assert "no object named 'nope'" in line and OBJECT in line
+    line = one_error_line(gid_bake(tmp_path, blend, "--object", "empty", "--frames", "1-12"))
+    assert "empty in shot.blend has no motion" in line, line
     line = one_error_line(gid_bake(tmp_path, blend, "--object", OBJECT, "--frames", "20-30"))
     assert "outside the frames this object bakes: 1-24" in line, line
     line = one_error_line(gid_bake(tmp_path, blend, "--object", OBJECT, "--frames", "12-5"))
@@ -180,6 +182,7 @@ def make_shot(folder: Path) -> None:
         assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(folder / "motion.npz"))
         s = ob.gid
         s.loop_frames, s.start_frame, s.bake_mode, s.bake_chunk = LOOP, 1, "splat", 8
+        sc.collection.objects.link(bpy.data.objects.new("empty", None))      # an object without motion
         bpy.ops.wm.save_as_mainfile(filepath=str(folder / "shot.blend"))
         assert (folder / "shot_dynamics" / OBJECT / "spectral.npz").is_file()
         addon_module("connection").shutdown()
