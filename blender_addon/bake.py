@@ -3,6 +3,10 @@
 Frames arrive in chunks (one `render` request per chunk); they are written into a temporary sibling folder and
 swapped in place of `<object dir>/bake/` only when every frame is there. A cancelled or failed bake (backend
 gone, error) deletes the temporary folder: the previous frames and the material stay as they were.
+A frame range (`frame_range`, what `gid bake --frames A-B` and farm chunks use) bakes only those frames of the
+same plan, under the same file names, and moves each finished file into `bake/` with its own atomic rename
+once the whole range is rendered: other frames already there (other chunks) are kept, and a failed range
+leaves nothing. Every frame is rendered from its own time alone, so chunks baked apart equal one whole bake.
 With baked pokes (or animated direction / bias), each request also carries the live path's displacement fields
 for its frames (`fields.controlled` at the spectral grid), so the baked frames move exactly like the live ones.
 """
@@ -40,7 +44,7 @@ class BakeTask(connection.Task):
     label = "Baking frames"
 
     def __init__(self, obj, scene, mode: str | None = None, fmt: str | None = None, chunk: int | None = None,
-                 max_width: int = 0):
+                 max_width: int = 0, frame_range: tuple[int, int] | None = None):
         super().__init__()
         s = obj.gid
         plane = displacement.PlaneInfo(obj)
@@ -83,6 +87,13 @@ class BakeTask(connection.Task):
         self.times = (plan.tau if plan.speed_animated else (plan.frames - plan.start)).astype(np.float32)
         self.speed = 1.0 if plan.speed_animated else float(plan.speed)
         self.magnitudes = plan.magnitude.astype(np.float64)
+        # plan index of the first frame baked: file numbers and live fields stay those of the whole plan
+        self.first = 0
+        self.partial = frame_range is not None
+        if frame_range is not None:
+            self.first, last = plan_index_range(plan, frame_range)
+            part = slice(self.first, last + 1)
+            self.frames, self.times, self.magnitudes = self.frames[part], self.times[part], self.magnitudes[part]
         self.mode = mode or s.bake_mode
         self.fmt = fmt or s.bake_format
         self.chunk = int(chunk or s.bake_chunk)
@@ -114,7 +125,7 @@ class BakeTask(connection.Task):
             "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,
             "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode}
         if self.ambient is not None:
-            args["displacement"] = self.live_fields(slice(a, b)).astype(np.float16)
+            args["displacement"] = self.live_fields(slice(self.first + a, self.first + b)).astype(np.float16)
         self.submit(self.client, "render", args)
 
     def live_fields(self, index: slice) -> np.ndarray:
@@ -140,11 +151,33 @@ class BakeTask(connection.Task):
         if self.next_index < len(self.frames):
             self._request_next()
             return
+        obj = bpy.data.objects[self.obj_name]
+        if self.partial:
+            storage.move_files_into(self.tmp_dir, self.final_dir)
+            self.tmp_dir = None
+            if not self.missing():
+                self.show_whole_bake()
+            self.succeed(f"baked frames {int(self.frames[0])}-{int(self.frames[-1])} ({len(self.frames)}) "
+                         f"into {self.final_dir}")
+            return
         storage.swap_dir(self.tmp_dir, self.final_dir)
         self.tmp_dir = None
-        obj = bpy.data.objects[self.obj_name]
         show_baked(obj, len(self.frames), int(self.frames[0]), self.cyclic, self.ext)
         self.succeed(f"baked {len(self.frames)} frames into {self.final_dir}")
+
+    def missing(self) -> list[str]:
+        """Files of the whole plan not (yet) in the bake folder (chunks still to come)."""
+        paths = (self._path(self.final_dir, i) for i in range(len(self.plan.frames)))
+        return [p for p in paths if not os.path.isfile(p)]
+
+    def show_whole_bake(self) -> None:
+        """Show the bake folder's sequence (every frame of the plan) on the plane."""
+        show_baked(bpy.data.objects[self.obj_name], len(self.plan.frames), int(self.plan.frames[0]), self.cyclic,
+                   self.ext)
+
+    def _path(self, folder: str, plan_index: int) -> str:
+        """File of plan frame `plan_index` (numbered from 1 at the plan's first frame, as the timeline shows)."""
+        return os.path.join(folder, f"frame_{plan_index + 1:04d}.{self.ext}")
 
     def _write(self, frames: np.ndarray) -> None:
         h, w = self.image.shape[:2]
@@ -152,13 +185,13 @@ class BakeTask(connection.Task):
             scene = bpy.data.scenes[self.scene_name]
             with displacement.ExrWriter(scene, (w, h)) as writer:
                 for i, f in enumerate(frames):
-                    writer.write(os.path.join(self.tmp_dir, f"frame_{self.next_index + i + 1:04d}.exr"),
+                    writer.write(self._path(self.tmp_dir, self.first + self.next_index + i),
                                  srgb_to_linear(f / 255.0))
             return
         scratch = bpy.data.images.new("GID scratch PNG", w, h, alpha=True, float_buffer=False)
         try:
             for i, f in enumerate(frames):
-                write_png(os.path.join(self.tmp_dir, f"frame_{self.next_index + i + 1:04d}.png"), f, scratch)
+                write_png(self._path(self.tmp_dir, self.first + self.next_index + i), f, scratch)
         finally:
             bpy.data.images.remove(scratch)
 
@@ -166,6 +199,19 @@ class BakeTask(connection.Task):
         if self.tmp_dir and os.path.isdir(self.tmp_dir):
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
         self.tmp_dir = None
+
+
+def plan_index_range(plan, frame_range: tuple[int, int]) -> tuple[int, int]:
+    """Plan indices of scene frames a..b; ValueError unless a <= b and both are frames the object bakes."""
+    a, b = (int(v) for v in frame_range)
+    first, last = int(plan.frames[0]), int(plan.frames[-1])
+    what = (f"a loop of {plan.loop_frames} frames from frame {plan.start}" if plan.cyclic
+            else "the scene's frame range")
+    if a > b:
+        raise ValueError(f"bad frame range {a}-{b}: the first frame is after the last")
+    if a < first or b > last:
+        raise ValueError(f"frames {a}-{b} are outside the frames this object bakes: {first}-{last} ({what})")
+    return a - first, b - first
 
 
 def show_baked(obj, count: int, start: int, cyclic: bool, ext: str) -> None:

@@ -111,6 +111,15 @@ def swap_dir(tmp_dir: str, final_dir: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def move_files_into(tmp_dir: str, final_dir: str) -> None:
+    """Move every file of a fully written folder into `final_dir` (created if needed), one atomic rename each,
+    keeping the other files there; then remove the emptied folder. Each file appears whole or not at all."""
+    os.makedirs(final_dir, exist_ok=True)
+    for name in sorted(os.listdir(tmp_dir)):
+        os.replace(os.path.join(tmp_dir, name), os.path.join(final_dir, name))
+    shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
 # --------------------------------------------------------------------------------------------------------
 # the motion file
 

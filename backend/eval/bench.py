@@ -299,11 +299,18 @@ def peak_memory_mb(device) -> dict:
 
 
 SECTIONS = ("splat", "predict", "render", "roundtrip", "simulate", "blender")
+GPU_SECTION = "gpu"      # added by default when the device is CUDA (4K on a CPU would take hours)
+
+
+def _bench_gpu(device_name: str, quick: bool, checkpoint: str | None, compile_backend: str | None) -> dict:
+    from .bench_gpu import bench_gpu
+    return bench_gpu(device_name, quick, checkpoint, compile_backend)
 
 
 def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | None = None,
               data_dir: str | Path = "runs/data/synth_test", sections=SECTIONS,
-              progress: Callable[[str], None] | None = None, predict_steps: tuple[int, ...] | None = None) -> dict:
+              progress: Callable[[str], None] | None = None, predict_steps: tuple[int, ...] | None = None,
+              compile_backend: str | None = None) -> dict:
     from backend.device import describe, pick_device
     from .evaluate import versions
     say = progress or (lambda msg: None)
@@ -320,10 +327,11 @@ def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | 
         "roundtrip": lambda: bench_roundtrip(quick, device_name),
         "simulate": lambda: bench_simulate(quick),
         "blender": lambda: bench_blender(quick),
+        "gpu": lambda: _bench_gpu(device_name, quick, checkpoint, compile_backend),   # --device cuda (bench_gpu.py)
     }
     for name in sections:
         if name not in runners:
-            raise ValueError(f"unknown bench section {name!r}; known: {', '.join(SECTIONS)}")
+            raise ValueError(f"unknown bench section {name!r}; known: {', '.join(SECTIONS + (GPU_SECTION,))}")
         say(f"bench {name} ...")
         t0 = time.perf_counter()
         try:

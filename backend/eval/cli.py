@@ -45,11 +45,12 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import SECTIONS, run_bench
+    from .bench import GPU_SECTION, SECTIONS, run_bench
     from .evaluate import write_json_atomic
+    default = SECTIONS + ((GPU_SECTION,) if args.device == "cuda" else ())
     result = run_bench(quick=args.quick, device_name=args.device, checkpoint=args.checkpoint,
-                       data_dir=args.data, sections=args.sections or SECTIONS, progress=_say,
-                       predict_steps=args.predict_steps)
+                       data_dir=args.data, sections=args.sections or default, progress=_say,
+                       predict_steps=args.predict_steps, compile_backend=args.compile)
     write_json_atomic(args.json, result)
     from .report import bench_table_md
     print(bench_table_md(result))
@@ -92,4 +93,7 @@ def register(subparsers) -> None:
     b.add_argument("--sections", nargs="+", help="only these sections")
     b.add_argument("--predict-steps", nargs="+", type=int, help="sampler steps timed by the predict section "
                    "(default 10 25 50 250; --quick: 10)")
+    b.add_argument("--compile", default=None, metavar="BACKEND",
+                   help="gpu section: also time the batched renderer under torch.compile with this backend "
+                        "(e.g. inductor); the gpu section runs by default with --device cuda")
     b.set_defaults(func=cmd_bench)

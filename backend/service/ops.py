@@ -491,8 +491,9 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
         predictor = models.motion()
     except ModelUnavailable as exc:
         raise ProtocolError(INVALID_ARGUMENT, f"predict: no motion model loaded: {exc}") from None
-    pred = predictor.predict(args["image"], seed=args["seed"], samples=args["samples"], steps=args["steps"],
-                             loop=args["loop"], guidance=args["guidance"], ctx=ctx)
+    with _autocast_on(getattr(predictor, "device", None)):       # mixed precision on CUDA, none on the CPU
+        pred = predictor.predict(args["image"], seed=args["seed"], samples=args["samples"], steps=args["steps"],
+                                 loop=args["loop"], guidance=args["guidance"], ctx=ctx)
     spectral = np.asarray(pred.spectral)
     if spectral.ndim != 5 or spectral.shape[2] != 4:
         raise RuntimeError(f"motion predictor returned spectral of shape {spectral.shape}, not (N,K,4,h,w)")
@@ -510,17 +511,31 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
         raise ProtocolError(INVALID_ARGUMENT, f"render: mode {args['mode']!r} has no model loaded "
                                               f"({models.status()['render'].get('info', {}).get('ibr_error')}); "
                                               f"use mode 'splat' or install trained weights")
-    frames = renderer.render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
-                             args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
-                             magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
-                             ctx=ctx, displacement=None if args["displacement"] is None
-                             else args["displacement"].astype(np.float32))
+    render = renderer.render
+    if getattr(getattr(renderer, "device", None), "type", None) == "cuda":
+        # the GPU path: many frames per call, autocast, pinned copies (backend/render/batch.py)
+        from ..render.batch import BatchRenderer
+        render = BatchRenderer(renderer).render
+    frames = render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
+                    args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
+                    magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
+                    ctx=ctx, displacement=None if args["displacement"] is None
+                    else args["displacement"].astype(np.float32))
     frames = np.asarray(frames)
     h, w = args["image"].shape[:2]
     if frames.dtype != np.uint8 or frames.shape != (len(args["times"]), h, w, 3):
         raise RuntimeError(f"renderer returned {frames.dtype} {frames.shape}, expected uint8 "
                            f"{(len(args['times']), h, w, 3)}")
     return {"frames": frames}
+
+
+def _autocast_on(device):
+    import contextlib
+
+    import torch
+
+    from ..device import autocast
+    return autocast(device) if isinstance(device, torch.device) else contextlib.nullcontext()
 
 
 def _renderer_modes(renderer) -> list:
