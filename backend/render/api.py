@@ -30,6 +30,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / 
 MODES = ("ibr", "splat")
 METRIC_SAMPLES = 32          # time samples over one period for W(p) = mean_t ||F_t(p)||
 FRAMES_PER_BATCH = 4         # frames splatted together (amortises per-call overhead) ...
+FLUID_LOG_RANGE = 30.0       # mixed scenes: fluid's splat metric at most this below the largest spectral Z
 PIXELS_PER_BATCH = 1_200_000  # ... but no more pixels than this at once (bounds memory for 2K+ images)
 
 
@@ -227,6 +228,10 @@ class Renderer:
             w_grid = np.sqrt(period[:, 0] ** 2 + period[:, 1] ** 2).mean(axis=0)[None, None]
             z_grid = splat_metric(torch.from_numpy(w_grid))
             metric = torch.from_numpy(resize_planes(z_grid.numpy(), (W, H))).to(dev) * outside
+            # Fluid sits behind what sways, but within FLUID_LOG_RANGE of the front-most surface: softsplat
+            # clamps weights at e^-80 below it, so a fluid Z of 0 under large sway would underflow to holes.
+            z_fluid = max(0.0, float(metric.max()) - FLUID_LOG_RANGE)
+            metric = metric + (1.0 - outside) * z_fluid
             disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude,
                                                fluid.loop_frames)
         else:

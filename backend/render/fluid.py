@@ -81,7 +81,7 @@ def symmetric_splat(image: torch.Tensor, flow_fwd: torch.Tensor, flow_bwd: torch
                     metric: torch.Tensor) -> torch.Tensor:
     """image (1, 3, H, W) [0, 1]; flows (B, 2, H, W); w_fwd (B,) forward loop weights; metric Z (1, 1, H, W).
     -> (B, 3, H, W): (w S_fwd + (1 - w) S_bwd) / (w N_fwd + (1 - w) N_bwd), S = unnormalised softmax sums,
-    N = their normalisers; uncovered pixels push-pull filled."""
+    N = their normalisers; pixels neither splat covers are push-pull filled."""
     B = flow_fwd.shape[0]
     img = image.expand(B, -1, -1, -1)
     z = metric.expand(B, -1, -1, -1)
@@ -93,5 +93,6 @@ def symmetric_splat(image: torch.Tensor, flow_fwd: torch.Tensor, flow_bwd: torch
     den = wf * a.normalizer + wb * b.normalizer
     filled = den > 0
     out = torch.where(filled, num / torch.where(filled, den, torch.ones_like(den)), torch.zeros_like(num))
-    coverage = (wf * a.coverage + wb * b.coverage).clamp(max=1.0)
+    # a pixel either splat covers is known (the ratio above already takes what is there): fill only the rest
+    coverage = torch.maximum(a.coverage, b.coverage).clamp(max=1.0)
     return push_pull_fill(out, coverage)
