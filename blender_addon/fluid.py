@@ -11,6 +11,11 @@
 - Bake Fluid Loop (`gid.bake_fluid`): the backend's `render` op with the velocity field renders a seamless
   loop of `fluid_loop_frames` frames into the plane's baked sequence (cyclic: frame N+1 shows frame 1). With
   motion on the plane and "Sway outside" on, the spectral motion moves everything outside the mask (mixed).
+- Apply Fluid Displacement (`gid.apply_fluid`, no backend): the live loop in the material. Frame t samples
+  the still at p + F_0->-t(p) (the backward-integrated field: exact for a steady flow) and at
+  p + F_0->(N-t)(p), mixed by the loop weight t/N (all of it to the one sample that lies in the picture
+  where only one does): two cyclic half-float EXR UV-offset sequences (the first carries the weight in B).
+  Frame N+1 = frame 1 = the still.
 - Export Flow (`gid.export_velocity`): the field as one EXR for Nuke / After Effects (R = u, G = v in px/frame,
   y up, B = fluid mask) plus the same as .npz (y down, the backend's `gid animate --velocity` reads it).
 """
@@ -25,12 +30,14 @@ import bpy
 import numpy as np
 from bpy.props import FloatProperty, FloatVectorProperty
 
-from . import bake, connection, displacement, storage
+from . import bake, connection, displacement, fields, storage
 from .animation import scene_fps
 from .vendor import eulerian
+from .vendor import spectral as sp
 
 STROKE_TAG = "gid_flow_speed"
 VELOCITY_FILE = "velocity.npz"
+FLUID_DIR = "fluid"
 MAX_FLUID_WIDTH = 1024     # fluid masks / fields are built at most this wide (fields are smooth)
 
 
@@ -161,7 +168,6 @@ class FluidBakeTask(bake.BakeTask):
         # the mask at the image's size, from the one the field was made with (it is what the field knows)
         grid_mask = mask_grid.astype(np.float32)
         if grid_mask.shape != (size[1], size[0]):
-            from .vendor import spectral as sp
             grid_mask = sp.resize_planes(grid_mask, size)
         self.fluid_mask = np.where(grid_mask >= 0.5, 255, 0).astype(np.uint8)
         self.velocity = velocity
@@ -196,14 +202,118 @@ class FluidBakeTask(bake.BakeTask):
         self.submit(self.client, "render", args)
 
 
+def apply_live(obj, scene) -> dict:
+    """Write the live fluid loop's two offset sequences (fluid/a_####.exr, fluid/b_####.exr) and wire them."""
+    t0 = time.perf_counter()
+    s = obj.gid
+    plane = displacement.PlaneInfo(obj)
+    velocity, mask_grid = load_velocity(obj)
+    size = fields.live_size(plane.size, s.live_max_width)
+    mask = mask_grid if mask_grid.shape == (size[1], size[0]) else (
+        sp.resize_planes(mask_grid.astype(np.float32), size) >= 0.5)
+    v = sp.resize_field(velocity, size) if velocity.shape[1:] != (size[1], size[0]) else velocity
+    v = v * mask * eulerian.border_fade(mask)
+    n = int(s.fluid_loop_frames)
+    final_dir = os.path.join(storage.object_dir(obj), FLUID_DIR)
+    tmp_dir = storage.new_temp_dir(final_dir)
+    rgb = np.zeros((size[1], size[0], 3), np.float32)
+    gy, gx = np.mgrid[0:size[1], 0:size[0]].astype(np.float32)
+
+    def inside(f):          # the sample point lies in the picture (else that fluid came from outside it)
+        x, y = gx + f[0], gy + f[1]
+        return (x >= -0.5) & (x <= size[0] - 0.5) & (y >= -0.5) & (y <= size[1] - 0.5)
+
+    valid_b = np.zeros((n, size[1], size[0]), bool)
+    try:
+        with displacement.ExrWriter(scene, size) as writer:
+            # b = sample at p + F_0->(N-t): F_0->k goes to frame t = N - k (file N - k + 1, k = N..1)
+            for k, f in enumerate(eulerian.integrate_steps(v, n)):
+                if k == 0:
+                    continue
+                rgb[..., :2] = np.moveaxis(fields.to_uv_offset(-f[None])[0], 0, -1)
+                valid_b[n - k] = inside(f)
+                writer.write(os.path.join(tmp_dir, f"b_{n - k + 1:04d}.exr"), rgb)
+            # a = sample at p + F_0->-t with weight 1 - t/N; B holds b's weight t/N, normalised per pixel as
+            # the splats are: where only one of the two samples lies in the picture, it gets all the weight
+            for t, f in enumerate(eulerian.integrate_steps(-v, n - 1)):
+                rgb[..., :2] = np.moveaxis(fields.to_uv_offset(-f[None])[0], 0, -1)
+                va, vb = inside(f), valid_b[t]
+                rgb[..., 2] = np.where(va == vb, t / n, np.where(va, 0.0, 1.0))
+                writer.write(os.path.join(tmp_dir, f"a_{t + 1:04d}.exr"), rgb)
+        storage.swap_dir(tmp_dir, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+        raise
+    img_a = displacement.sequence_image(obj, f"{FLUID_DIR}/a_0001.exr", "fluid a")
+    img_b = displacement.sequence_image(obj, f"{FLUID_DIR}/b_0001.exr", "fluid b")
+    for img in (img_a, img_b):
+        img.colorspace_settings.name = "Non-Color"
+    start = int(s.start_frame) if s.has_motion else int(scene.frame_start)
+    displacement.unwire_shader(plane)
+    displacement.unwire_geometry(obj)
+    if s.source_image is None:
+        s.source_image = plane.node.image
+    plane.node.image = s.source_image
+    wire_fluid_shader(plane, img_a, img_b, start, n)
+    s.display = "LIVE"
+    return {"frames": n, "size": size, "seconds": time.perf_counter() - t0}
+
+
+def wire_fluid_shader(plane, img_a, img_b, start: int, count: int) -> None:
+    """base.Vector <- UV - a(UV); a second texture of the still at UV - b(UV); colour = mix(base, second,
+    a(UV).B); everything the base's colour fed now takes the mix."""
+    P = displacement.FLUID_NODE_PREFIX
+    nt = plane.material.node_tree
+    nodes, links = nt.nodes, nt.links
+    base = plane.node
+    x, y = base.location.x, base.location.y
+
+    def node(kind: str, name: str, dx: float, dy: float):
+        n = nodes.new(kind)
+        n.name = n.label = f"{P} {name}"
+        n.location = x + dx, y + dy
+        return n
+
+    uv = node("ShaderNodeTexCoord", "UV", -900, -100)
+    flows, offsets = [], []
+    for i, (img, tag) in enumerate(((img_a, "A"), (img_b, "B"))):
+        f = node("ShaderNodeTexImage", f"Flow {tag}", -650, -250 - 300 * i)
+        f.image, f.interpolation, f.extension = img, "Linear", "EXTEND"
+        displacement.set_sequence_user(f.image_user, count, start, True)
+        o = node("ShaderNodeVectorMath", f"Offset {tag}", -350, -100 - 300 * i)
+        o.operation = "SUBTRACT"
+        links.new(uv.outputs["UV"], f.inputs["Vector"])
+        links.new(uv.outputs["UV"], o.inputs[0])
+        links.new(f.outputs["Color"], o.inputs[1])
+        flows.append(f)
+        offsets.append(o)
+    second = node("ShaderNodeTexImage", "Still B", -100, -450)
+    second.image, second.interpolation, second.extension = base.image, base.interpolation, "EXTEND"
+    base.extension = "EXTEND"
+    weight = node("ShaderNodeSeparateColor", "Weight", -350, 150)
+    mix = nodes.new("ShaderNodeMix")
+    mix.name = mix.label = displacement.NODE_FLUID_MIX
+    mix.data_type, mix.blend_type = "RGBA", "MIX"
+    mix.location = x + 300, y
+    targets = [link.to_socket for link in base.outputs["Color"].links]
+    for link in list(base.inputs["Vector"].links):
+        links.remove(link)
+    links.new(offsets[0].outputs["Vector"], base.inputs["Vector"])
+    links.new(offsets[1].outputs["Vector"], second.inputs["Vector"])
+    links.new(flows[0].outputs["Color"], weight.inputs["Color"])
+    links.new(weight.outputs["Blue"], mix.inputs[0])
+    links.new(base.outputs["Color"], mix.inputs[6])
+    links.new(second.outputs["Color"], mix.inputs[7])
+    for sock in targets:
+        links.new(mix.outputs[2], sock)
+
+
 def export_velocity(obj, scene, directory: str | None = None) -> dict:
     """`<dir>/<key>_velocity/velocity.exr` (R = u, G = v px/frame of the image, y up; B = mask),
     velocity.npz (y down, px/frame of its grid, mask) and velocity.json; the folder is replaced whole."""
     info = displacement.PlaneInfo(obj)
     velocity, mask = load_velocity(obj)
     size = info.size
-    from .vendor import spectral as sp
-
     v_img = sp.resize_field(velocity, size) if velocity.shape[1:] != (size[1], size[0]) else velocity
     m_img = sp.resize_planes(mask.astype(np.float32), size) >= 0.5 if mask.shape != (size[1], size[0]) else mask
     final = os.path.join(directory or storage.object_dir(obj), f"{storage.object_key(obj)}_velocity")
@@ -280,6 +390,26 @@ class GID_OT_predict_flow(bpy.types.Operator):
         return {"FINISHED"}
 
 
+class GID_OT_apply_fluid(bpy.types.Operator):
+    """Write the live fluid loop (two offset sequences mixed by the loop weight) and wire it into the
+    plane's material (no backend needed)"""
+
+    bl_idname = "gid.apply_fluid"
+    bl_label = "Apply Fluid Displacement"
+    bl_options = {"REGISTER", "UNDO"}
+
+    def execute(self, context):
+        try:
+            obj = _plane_of(context)
+            info = apply_live(obj, context.scene)
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self.report({"INFO"}, f"{obj.name}: fluid loop of {info['frames']} frames at {info['size'][0]}x"
+                              f"{info['size'][1]} in {info['seconds']:.2f} s")
+        return {"FINISHED"}
+
+
 class GID_OT_bake_fluid(connection.TaskOperatorMixin, bpy.types.Operator):
     """Render the fluid loop with the backend into a cyclic image sequence on the plane"""
 
@@ -315,4 +445,5 @@ class GID_OT_export_velocity(bpy.types.Operator):
         return {"FINISHED"}
 
 
-CLASSES = (GID_OT_add_flow_stroke, GID_OT_predict_flow, GID_OT_bake_fluid, GID_OT_export_velocity)
+CLASSES = (GID_OT_add_flow_stroke, GID_OT_predict_flow, GID_OT_apply_fluid, GID_OT_bake_fluid,
+           GID_OT_export_velocity)

@@ -159,6 +159,10 @@ class GID_PT_fluid(_Panel, bpy.types.Panel):
         if s.has_motion:
             col.prop(s, "fluid_sway_outside")
         row = col.row(align=True)
+        row.enabled = s.has_fluid
+        row.operator("gid.apply_fluid", icon="MOD_DISPLACE")
+        row.operator("gid.show_still", text="", icon="IMAGE")
+        row = col.row(align=True)
         row.enabled = s.has_fluid and not context.window_manager.gid_job.busy
         row.operator("gid.bake_fluid", icon="RENDER_ANIMATION")
         row.operator("gid.export_velocity", text="", icon="EXPORT")

@@ -66,6 +66,27 @@ def integrate(velocity: np.ndarray, steps: int) -> np.ndarray:
 
     velocity (2, H, W) px/frame -> displacements (steps + 1, 2, H, W) float32, [0] = 0. The backward field
     F_0->-t is `integrate(-velocity, steps)`."""
+    v = _check_velocity(velocity, steps)
+    out = np.zeros((int(steps) + 1,) + v.shape, np.float32)
+    for t, f in enumerate(integrate_steps(v, steps)):
+        out[t] = f
+    return out
+
+
+def integrate_steps(velocity: np.ndarray, steps: int):
+    """`integrate` one field at a time: yields F_0->t for t = 0..steps (each a fresh (2, H, W) array), so a
+    long loop never holds all of them."""
+    v = _check_velocity(velocity, steps)
+    _, H, W = v.shape
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    f = np.zeros(v.shape, np.float32)
+    yield f
+    for _ in range(int(steps)):
+        f = f + sample_bilinear(v, gx + f[0], gy + f[1])
+        yield f
+
+
+def _check_velocity(velocity, steps) -> np.ndarray:
     v = np.asarray(velocity, dtype=np.float32)
     if v.ndim != 3 or v.shape[0] != 2:
         raise ValueError(f"velocity must be (2, H, W), got {v.shape}")
@@ -73,13 +94,7 @@ def integrate(velocity: np.ndarray, steps: int) -> np.ndarray:
         raise ValueError(f"steps must be in 0..{MAX_LOOP_FRAMES}, got {steps}")
     if not np.isfinite(v).all():
         raise ValueError("velocity contains non-finite values")
-    _, H, W = v.shape
-    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
-    out = np.zeros((int(steps) + 1, 2, H, W), np.float32)
-    for t in range(1, int(steps) + 1):
-        f = out[t - 1]
-        out[t] = f + sample_bilinear(v, gx + f[0], gy + f[1])
-    return out
+    return v
 
 
 def loop_pair(t: float, loop_frames: int) -> tuple[int, int, float, float]:
