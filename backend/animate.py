@@ -6,7 +6,8 @@ its own output (OUT stem + _sample<i>). --spectral NPZ skips prediction and anim
 (keys `spectral` (K,4,h,w) or (N,K,4,h,w), `fps`, `T`; e.g. a data-set sample or one saved by --save-spectral).
 
 Fluids (Eulerian motion, with --loop): --fluid-mask MASK.png (white = fluid) plus --flow-hints HINTS.json
-(strokes densified into a velocity field) or --velocity NPZ (e.g. from `gid data from-video --eulerian`).
+(strokes densified into a velocity field) or --velocity NPZ (e.g. from `gid data from-video --eulerian`)
+or --flow-net (the fluid network predicts the field from the picture; --flow-hints then correct it).
 Inside the mask the field flows as a seamless loop; outside, the spectral motion (mixed scene), or nothing at
 all with --no-oscillation (then no motion model is needed and still pixels are the input exactly). All
 inputs are validated before anything is written.
@@ -45,6 +46,8 @@ def register(subparsers) -> None:
     p.add_argument("--flow-hints", default=None,
                    help='HINTS.json {"strokes": [{"points": [[x, y], ...], "speed": px_per_frame}]}')
     p.add_argument("--velocity", default=None, help="a velocity field .npz instead of --flow-hints")
+    p.add_argument("--flow-net", action="store_true",
+                   help="predict the field from the picture (fluid network); --flow-hints then correct it")
     p.add_argument("--no-oscillation", action="store_true",
                    help="with --fluid-mask: leave everything outside the mask untouched (no motion model)")
     p.set_defaults(func=run)
@@ -186,13 +189,16 @@ def prepare_fluid(args: argparse.Namespace, image: np.ndarray, n_frames: int):
     from .fluid_io import read_fluid_mask, read_hints, read_velocity
 
     if args.fluid_mask is None:
-        if args.flow_hints or args.velocity or args.no_oscillation:
-            raise ValueError("--flow-hints, --velocity and --no-oscillation need --fluid-mask")
+        if args.flow_hints or args.velocity or args.no_oscillation or args.flow_net:
+            raise ValueError("--flow-hints, --velocity, --flow-net and --no-oscillation need --fluid-mask")
         return None
     if not args.loop:
         raise ValueError("--fluid-mask needs --loop (fluid motion is rendered as a seamless loop)")
-    if (args.flow_hints is None) == (args.velocity is None):
-        raise ValueError("--fluid-mask needs exactly one of --flow-hints HINTS.json or --velocity NPZ")
+    if args.flow_net and args.velocity is not None:
+        raise ValueError("--flow-net predicts the field: it takes --flow-hints (corrections), not --velocity")
+    if not args.flow_net and (args.flow_hints is None) == (args.velocity is None):
+        raise ValueError("--fluid-mask needs exactly one of --flow-hints HINTS.json or --velocity NPZ "
+                         "(or --flow-net)")
     if n_frames < 2:
         raise ValueError("a fluid loop needs at least 2 frames (--seconds x --fps)")
     from shared.eulerian import densify
@@ -201,8 +207,14 @@ def prepare_fluid(args: argparse.Namespace, image: np.ndarray, n_frames: int):
 
     H, W = image.shape[:2]
     mask = read_fluid_mask(args.fluid_mask, (W, H))
-    if args.flow_hints:
-        velocity = densify(read_hints(args.flow_hints, (W, H), mask), mask)
+    strokes = read_hints(args.flow_hints, (W, H), mask) if args.flow_hints else None
+    if args.flow_net:
+        from .motion.fluid_velocity import FluidVelocityNet, predict_velocity
+
+        prior = predict_velocity(FluidVelocityNet.from_pretrained(), image, mask)
+        velocity = prior if strokes is None else densify(strokes, mask, prior=prior)
+    elif strokes is not None:
+        velocity = densify(strokes, mask)
     else:
         velocity, _ = read_velocity(args.velocity)
     return FluidMotion.prepare(velocity, mask, n_frames)

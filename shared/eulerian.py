@@ -26,6 +26,7 @@ MAX_SIDE = 8192           # image / mask side
 WORK_LONG_SIDE = 256      # densification grid: velocity fields are smooth, solved coarse and upsampled
 FADE_FRACTION = 0.02      # border fade width as a fraction of the long side ...
 FADE_MIN_PX = 2           # ... and at least this many pixels
+PRIOR_REACH = 0.15        # densify with a prior: a stroke's correction fades over this fraction of the side
 
 
 class HintsError(ValueError):
@@ -230,12 +231,17 @@ def _sample_polyline(points: np.ndarray, spacing: float) -> tuple[np.ndarray, np
 
 
 def densify(strokes: list[Stroke], mask: np.ndarray, work_long_side: int = WORK_LONG_SIDE,
-            tol: float = 1e-5, max_iter: int = 4000) -> np.ndarray:
+            tol: float = 1e-5, max_iter: int = 4000, prior: np.ndarray | None = None,
+            reach: float = PRIOR_REACH) -> np.ndarray:
     """Dense velocity (2, H, W) float32 px/frame from strokes: a membrane (Laplace) interpolation inside the
     mask of the strokes' velocities (speed x unit tangent, fixed on the stroke pixels), with no flux across
     the mask border (so the field near a bank keeps the strokes' speed; `border_fade` slows it at render
     time), zero outside. A connected fluid region without a stroke stays still. Solved by conjugate
-    gradients on a grid of `work_long_side` (coarse-to-fine) and upsampled bilinearly."""
+    gradients on a grid of `work_long_side` (coarse-to-fine) and upsampled bilinearly.
+
+    prior: a field (2, H, W) to correct (e.g. a network's prediction): the strokes then set the difference
+    to the prior on their pixels, and the difference spreads by a screened membrane that fades over `reach`
+    (fraction of the long side), so a stroke corrects its neighbourhood and leaves far regions to the prior."""
     m = check_mask(mask)
     H, W = m.shape
     if not strokes:
@@ -259,9 +265,19 @@ def densify(strokes: list[Stroke], mask: np.ndarray, work_long_side: int = WORK_
     fixed = cnt > 0
     values = np.where(fixed, acc / np.maximum(cnt, 1.0), 0.0)
     mask_g |= fixed                                   # a thin river must not vanish on the coarse grid
-    field = _membrane_solve(values, fixed, mask_g, tol, max_iter)
+    screen = 0.0
+    if prior is not None:
+        p = np.asarray(prior, np.float32)
+        if p.shape != (2, H, W) or not np.isfinite(p).all():
+            raise ValueError(f"prior must be a finite (2, {H}, {W}) field, got {p.shape}")
+        p_grid = resize_planes(p, (w, h)).astype(np.float64)
+        values = np.where(fixed, values - p_grid, 0.0)
+        screen = 1.0 / (reach * max(h, w)) ** 2
+    field = _membrane_solve(values, fixed, mask_g, tol, max_iter, screen)
     field = _extend_outside(field, mask_g, 2)         # so upsampling does not pull zeros in at the banks
     full = resize_planes(field.astype(np.float32), (W, H))
+    if prior is not None:
+        full = full + p
     return (full * m).astype(np.float32)
 
 
@@ -273,9 +289,10 @@ def _neighbour_sum(x: np.ndarray, nb: list[tuple[np.ndarray, slice, slice]]) -> 
 
 
 def _membrane_solve(values: np.ndarray, fixed: np.ndarray, domain: np.ndarray, tol: float,
-                    max_iter: int) -> np.ndarray:
-    """Minimise sum of |grad V|^2 over edges inside `domain`, V = values on `fixed`: the graph Laplacian
-    L V = 0 on free pixels (Neumann at the domain border). Coarse-to-fine: a half-size solve seeds CG."""
+                    max_iter: int, screen: float = 0.0) -> np.ndarray:
+    """Minimise sum of |grad V|^2 (+ screen |V|^2) over edges inside `domain`, V = values on `fixed`: the
+    graph Laplacian (L + screen) V = 0 on free pixels (Neumann at the domain border). Coarse-to-fine: a
+    half-size solve seeds CG."""
     h, w = domain.shape
     if min(h, w) >= 16:
         from .spectral import resize_planes
@@ -284,7 +301,7 @@ def _membrane_solve(values: np.ndarray, fixed: np.ndarray, domain: np.ndarray, t
         fixed2 = cnt2 > 0.2
         v2 = resize_planes((values * fixed).astype(np.float32), (w2, h2)) / np.maximum(cnt2, 1e-6)
         dom2 = (resize_planes(domain.astype(np.float32), (w2, h2)) >= 0.5) | fixed2
-        coarse = _membrane_solve(np.where(fixed2, v2, 0.0), fixed2, dom2, tol * 10, max_iter)
+        coarse = _membrane_solve(np.where(fixed2, v2, 0.0), fixed2, dom2, tol * 10, max_iter, screen * 4)
         x0 = resize_planes(_extend_outside(coarse, dom2, 2).astype(np.float32), (w, h)).astype(np.float64)
     else:
         x0 = np.zeros((2, h, w))
@@ -296,7 +313,7 @@ def _membrane_solve(values: np.ndarray, fixed: np.ndarray, domain: np.ndarray, t
           (horiz, (slice(None), slice(1, None)), (slice(None), slice(0, -1))),
           (vert, (slice(0, -1), slice(None)), (slice(1, None), slice(None))),
           (vert, (slice(1, None), slice(None)), (slice(0, -1), slice(None)))]
-    deg = _neighbour_sum(np.ones((h, w)), nb)
+    deg = _neighbour_sum(np.ones((h, w)), nb) + screen
 
     def apply(x):           # L restricted to free pixels (x is zero elsewhere)
         return np.where(free, deg * x - _neighbour_sum(x, nb), 0.0)

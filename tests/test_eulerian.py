@@ -120,3 +120,18 @@ def test_endpoint_error():
     b[0] = 3
     b[1] = 4
     assert E.endpoint_error(a, b, m) == pytest.approx(5.0)
+
+
+def test_prior_is_corrected_near_the_stroke_and_kept_far_from_it():
+    m = np.ones((40, 160), bool)
+    prior = np.zeros((2, 40, 160), np.float32)
+    prior[0] = 0.5                                           # the prior says 0.5 px/frame right everywhere
+    stroke = E.parse_hints({"strokes": [{"points": [[5, 20], [25, 20]], "speed": 1.5}]}, (160, 40), m)
+    v = E.densify(stroke, m, prior=prior)
+    assert v[0, 20, 15] == pytest.approx(1.5, abs=0.02)      # on the stroke: the stroke
+    assert v[0, 20, 150] == pytest.approx(0.5, abs=0.05)     # far away: the prior
+    assert 0.5 < v[0, 20, 40] < 1.5                          # in between: a blend
+    plain = E.densify(stroke, m)                             # without a prior one stroke sets everything
+    np.testing.assert_allclose(plain[0], 1.5, atol=1e-3)
+    with pytest.raises(ValueError, match="prior"):
+        E.densify(stroke, m, prior=np.zeros((2, 10, 10)))

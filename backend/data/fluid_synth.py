@@ -111,3 +111,119 @@ def advected_clip(image: np.ndarray, velocity: np.ndarray, frames: int) -> np.nd
         out[t] = cv2.remap(image, gx + back[t, 0], gy + back[t, 1], cv2.INTER_CUBIC,
                            borderMode=cv2.BORDER_REFLECT)
     return out
+
+
+# --------------------------------------------------------------------------------------------------------
+# random scenes for the image -> velocity network (backend/train/fluid_velocity.py)
+
+FAMILIES = ("stream", "vortex", "fan")
+
+
+def random_field(size: tuple[int, int], rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    """A steady field (2, H, W) px/frame from one of FAMILIES, speed 0.4..2.5 px/frame (constant along
+    streamlines): a stream whose direction bends smoothly, a vortex, or a fan from/to a far point (falls,
+    rising smoke)."""
+    W, H = size
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    speed = rng.uniform(0.4, 2.5)
+    family = FAMILIES[rng.integers(len(FAMILIES))]
+    if family == "stream":
+        theta0 = rng.uniform(-np.pi, np.pi)
+        k = rng.uniform(0.5, 2.0) * 2 * np.pi / max(W, H)
+        phi = rng.uniform(0, 2 * np.pi)
+        amp = rng.uniform(0.0, 0.6)
+        across = -np.sin(theta0) * xx + np.cos(theta0) * yy      # bends vary across the stream
+        theta = theta0 + amp * np.sin(k * across + phi)
+        d = np.stack([np.cos(theta), np.sin(theta)])
+    elif family == "vortex":
+        cx, cy = rng.uniform(0.2, 0.8) * W, rng.uniform(0.2, 0.8) * H
+        sign = rng.choice([-1.0, 1.0])
+        r = np.maximum(np.hypot(xx - cx, yy - cy), 1e-6)
+        d = sign * np.stack([-(yy - cy) / r, (xx - cx) / r])
+    else:
+        ang = rng.uniform(-np.pi, np.pi)
+        dist = rng.uniform(1.5, 4.0) * max(W, H)
+        ax, ay = W / 2 - dist * np.cos(ang), H / 2 - dist * np.sin(ang)
+        sign = rng.choice([-1.0, 1.0])
+        r = np.maximum(np.hypot(xx - ax, yy - ay), 1e-6)
+        d = sign * np.stack([(xx - ax) / r, (yy - ay) / r])
+    return family, (speed * d).astype(np.float32)
+
+
+def random_mask(size: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A smooth blob covering 25..65 % of the picture (thresholded low-frequency noise)."""
+    W, H = size
+    noise = cv2.GaussianBlur(rng.standard_normal((H, W)).astype(np.float32), (0, 0), max(W, H) / 8)
+    q = rng.uniform(0.35, 0.75)
+    return noise >= np.quantile(noise, q)
+
+
+def streak_image(velocity: np.ndarray, mask: np.ndarray, rng: np.random.Generator, steps: int = 16,
+                 frames: float = 8.0) -> np.ndarray:
+    """uint8 (H, W, 3): a background texture, and inside the mask foam-like streaks that trail downstream
+    of bright specks over `frames` frames of motion (a still of flowing water in a long-ish exposure:
+    direction, sign (bright head, fading tail) and speed (streak length) are visible)."""
+    H, W = mask.shape
+    bg = texture((W, H), int(rng.integers(1 << 30)), sigma=rng.uniform(1.0, 3.0)).astype(np.float32)
+    bg = bg * rng.uniform(0.3, 1.0, 3) + rng.uniform(0, 80, 3)
+    specks = (rng.random((H, W)) < 0.02).astype(np.float32)
+    specks = cv2.GaussianBlur(specks, (0, 0), 0.7)
+    specks /= max(float(specks.max()), 1e-6)
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    # a speck at q lights p = q + s V(q) for s in [0, 1] (fading): sample upstream along the field
+    acc = np.zeros((H, W), np.float32)
+    norm = 0.0
+    back = -velocity * (frames / steps)              # streak length: `frames` frames of motion
+    f = np.zeros_like(velocity)
+    for k in range(steps + 1):
+        w = float(np.exp(-3.0 * k / steps))
+        acc += w * cv2.remap(specks, gx + f[0], gy + f[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        norm += w
+        x, y = gx + f[0], gy + f[1]
+        f = f + np.stack([cv2.remap(back[0], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE),
+                          cv2.remap(back[1], x, y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)])
+    streak = np.clip(acc / norm * 6.0, 0.0, 1.0)
+    water = rng.uniform(20, 120, 3) + streak[..., None] * rng.uniform(120, 230, 3)
+    base = cv2.GaussianBlur(rng.random((H, W)).astype(np.float32), (0, 0), 4.0)[..., None] * 30.0
+    img = np.where(mask[..., None], water + base, bg)
+    return np.clip(img, 0, 255).round().astype(np.uint8)
+
+
+def random_fluid_sample(size: tuple[int, int], seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(image uint8 (H, W, 3), mask bool (H, W), velocity float32 (2, H, W) zero outside, family)."""
+    rng = np.random.default_rng(seed)
+    family, v = random_field(size, rng)
+    mask = random_mask(size, rng)
+    v = (v * mask).astype(np.float32)
+    return streak_image(v, mask, rng), mask, v, family
+
+
+def streamline_stroke(velocity: np.ndarray, mask: np.ndarray, rng: np.random.Generator,
+                      length: int = 40) -> Stroke | None:
+    """A stroke an artist would draw: a streamline of the field from a random point deep inside the mask,
+    traced both ways while it stays inside, with the mean speed along it."""
+    from shared.eulerian import border_fade, sample_bilinear
+
+    H, W = mask.shape
+    core = np.argwhere(border_fade(mask, 4) >= 1.0)
+    if len(core) == 0:
+        return None
+    y, x = core[rng.integers(len(core))].astype(np.float64)
+    pts, speeds = [np.array([x, y])], []
+    for sign in (1.0, -1.0):
+        p = np.array([x, y])
+        for _ in range(length // 2):
+            u = sample_bilinear(velocity.astype(np.float64), np.array(p[0]), np.array(p[1]))
+            s = float(np.hypot(u[0], u[1]))
+            if s < 1e-6:
+                break
+            q = p + sign * u / s * 2.0                       # 2-pixel steps along the streamline
+            xi, yi = int(round(q[0])), int(round(q[1]))
+            if not (0 <= xi < W and 0 <= yi < H and mask[yi, xi]):
+                break
+            p = q
+            speeds.append(s)
+            pts.append(p) if sign > 0 else pts.insert(0, p)
+    if len(pts) < 3:
+        return None
+    return Stroke(np.array(pts), float(np.mean(speeds)))
