@@ -7,7 +7,8 @@ its own output (OUT stem + _sample<i>). --spectral NPZ skips prediction and anim
 
 Fluids (Eulerian motion, with --loop): --fluid-mask MASK.png (white = fluid) plus --flow-hints HINTS.json
 (strokes densified into a velocity field) or --velocity NPZ (e.g. from `gid data from-video --eulerian`)
-or --flow-net (the fluid network predicts the field from the picture; --flow-hints then correct it).
+or --flow-net with --flow-hints (the fluid network reads the flow's axis and speed from the picture, the
+strokes give its direction and correct it near themselves).
 Inside the mask the field flows as a seamless loop; outside, the spectral motion (mixed scene), or nothing at
 all with --no-oscillation (then no motion model is needed and still pixels are the input exactly). All
 inputs are validated before anything is written.
@@ -47,7 +48,8 @@ def register(subparsers) -> None:
                    help='HINTS.json {"strokes": [{"points": [[x, y], ...], "speed": px_per_frame}]}')
     p.add_argument("--velocity", default=None, help="a velocity field .npz instead of --flow-hints")
     p.add_argument("--flow-net", action="store_true",
-                   help="predict the field from the picture (fluid network); --flow-hints then correct it")
+                   help="the fluid network reads the flow's axis and speed from the picture; --flow-hints give "
+                        "its direction and correct it")
     p.add_argument("--no-oscillation", action="store_true",
                    help="with --fluid-mask: leave everything outside the mask untouched (no motion model)")
     p.set_defaults(func=run)
@@ -211,8 +213,10 @@ def prepare_fluid(args: argparse.Namespace, image: np.ndarray, n_frames: int):
     if args.flow_net:
         from .motion.fluid_velocity import FluidVelocityNet, predict_velocity
 
-        prior = predict_velocity(FluidVelocityNet.from_pretrained(), image, mask)
-        velocity = prior if strokes is None else densify(strokes, mask, prior=prior)
+        if strokes is None:
+            raise ValueError("--flow-net gives the flow's axis and speed; --flow-hints must give its direction "
+                             "(at least one stroke)")
+        velocity = predict_velocity(FluidVelocityNet.from_pretrained(), image, mask, strokes)
     elif strokes is not None:
         velocity = densify(strokes, mask)
     else:

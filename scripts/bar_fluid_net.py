@@ -17,8 +17,9 @@ def main() -> None:
     args = ap.parse_args()
     r = network_vs_hints(FluidVelocityNet.from_pretrained(args.weights), args.scenes)
     print(f"mean EPE inside the mask over {r['scenes']} held-out scenes (px/frame; speeds 0.4..2.5):")
-    for key, label in (("zero", "zero field"), ("network", "network alone"), ("hints_1", "1 stroke alone"),
-                       ("hints_3", "3 strokes alone"), ("network_plus_1", "network + 1 stroke")):
+    for key, label in (("zero", "zero field"), ("hints_1", "1 stroke alone"), ("hints_3", "3 strokes alone"),
+                       ("network_signed_by_truth", "network, true sign"), ("network_plus_1", "network + 1 stroke"),
+                       ("network_plus_3", "network + 3 strokes")):
         print(f"  {label:20s} {r[key]:.3f}")
 
 

@@ -16,8 +16,9 @@ from backend.eval.fluid import river_band_bar, strokes_epe, video_epe
 pytestmark = pytest.mark.timeout(300)
 
 
-def test_bar_river_band_loop():
-    r = river_band_bar()
+@pytest.mark.parametrize("mode", ["splat", "ibr"])
+def test_bar_river_band_loop(mode):
+    r = river_band_bar(mode=mode)
     assert r["outside_max_diff"] <= 2
     assert 0.75 <= r["flow_along_min"] and r["flow_along_max"] <= 1.25
     assert r["flow_across_max_abs"] < 0.1
