@@ -12,7 +12,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 VAL_SEED = 10 ** 6
