@@ -53,6 +53,9 @@ def test_fluid_bake_loop_save_reload(addon_zip, tmp_path):
     # fields (the backend's bake mixes sRGB values, so mid-loop blends of a hard checkerboard differ from it:
     # bake_vs_live is reported, not bounded)
     assert r["live_warp_error"] < 1.0, r
+    # mixed scene: a 24-frame loop where the sway moves what is outside the mask
+    assert r["mixed_files"] == 24 and r["mixed_loop_closure"] == 0.0
+    assert r["mixed_moved_outside"] > 1.0 and r["mixed_moved_inside"] > 3.0, r
     # export: EXR + npz + json; npz equals the field (y down), EXR's G is y up
     assert r["export_files"] == ["velocity.exr", "velocity.json", "velocity.npz"]
     assert r["export_npz_error"] < 1e-5 and r["export_exr_error"] < 1e-2, r
@@ -162,6 +165,18 @@ def scenario_fluid(workdir: Path, zip_path: str) -> dict:
     out["moved_inside"] = float(np.abs(r7 - r1)[inside].mean())
     out["moved_outside"] = float(np.abs(r7 - r1)[outside].mean())
     out["bake_vs_live"] = float(np.abs(r7 - l7)[inside].mean())
+
+    # mixed: with motion on the plane, the spectral sway moves the banks, the fluid the river; still a loop
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"), apply=False)
+    s.fluid_loop_frames, s.fluid_sway_outside = 24, True
+    assert "FINISHED" in bpy.ops.gid.bake_fluid(blocking=True, timeout=300)
+    m1, m7, m25 = (_render(bpy, workdir, f, "m") for f in (1, 7, 25))
+    out["mixed_files"] = len(list(bake_dir.glob("frame_*.png")))
+    out["mixed_loop_closure"] = _diff(m25, m1)
+    out["mixed_moved_outside"] = float(np.abs(m7 - m1)[outside].mean())
+    out["mixed_moved_inside"] = float(np.abs(m7 - m1)[inside].mean())
+    s.fluid_loop_frames, s.fluid_sway_outside = LOOP, False
+    assert "FINISHED" in bpy.ops.gid.bake_fluid(blocking=True, timeout=300)   # back to the fluid-only loop
 
     assert "FINISHED" in bpy.ops.gid.export_velocity(directory=str(workdir / "export"))
     exp = workdir / "export" / f"{storage.object_key(ob)}_velocity"
