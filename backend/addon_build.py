@@ -28,7 +28,7 @@ PLATFORMS = {  # Blender platform -> pip platform tag
     "macos-arm64": "macosx_11_0_arm64",
     "macos-x64": "macosx_10_15_x86_64",
 }
-SHARED_FILES = ("__init__.py", "spectral.py", "protocol.py", "modal.py", "PROTOCOL.md")
+SHARED_FILES = ("__init__.py", "spectral.py", "protocol.py", "modal.py", "eulerian.py", "PROTOCOL.md")
 
 
 def blender_ext_cli() -> Path:

@@ -4,6 +4,14 @@ OUT ending in .mp4 -> an H.264 video (imageio-ffmpeg; written to a temporary fil
 anything else -> a folder of frame_00000.png ... (each written atomically). With --samples N > 1 each sample gets
 its own output (OUT stem + _sample<i>). --spectral NPZ skips prediction and animates a given spectral volume
 (keys `spectral` (K,4,h,w) or (N,K,4,h,w), `fps`, `T`; e.g. a data-set sample or one saved by --save-spectral).
+
+Fluids (Eulerian motion, with --loop): --fluid-mask MASK.png (white = fluid) plus --flow-hints HINTS.json
+(strokes densified into a velocity field) or --velocity NPZ (e.g. from `gid data from-video --eulerian`)
+or --flow-net with --flow-hints (the fluid network reads the flow's axis and speed from the picture, the
+strokes give its direction and correct it near themselves).
+Inside the mask the field flows as a seamless loop; outside, the spectral motion (mixed scene), or nothing at
+all with --no-oscillation (then no motion model is needed and still pixels are the input exactly). All
+inputs are validated before anything is written.
 """
 from __future__ import annotations
 
@@ -35,6 +43,15 @@ def register(subparsers) -> None:
     p.add_argument("--checkpoint", default=None, help="weights root like backend/weights/default")
     p.add_argument("--spectral", default=None, help="animate this spectral volume (.npz) instead of predicting")
     p.add_argument("--save-spectral", default=None, help="also save the predicted spectral volume(s) (.npz)")
+    p.add_argument("--fluid-mask", default=None, help="image, white where fluid flows (Eulerian motion; --loop)")
+    p.add_argument("--flow-hints", default=None,
+                   help='HINTS.json {"strokes": [{"points": [[x, y], ...], "speed": px_per_frame}]}')
+    p.add_argument("--velocity", default=None, help="a velocity field .npz instead of --flow-hints")
+    p.add_argument("--flow-net", action="store_true",
+                   help="the fluid network reads the flow's axis and speed from the picture; --flow-hints give "
+                        "its direction and correct it")
+    p.add_argument("--no-oscillation", action="store_true",
+                   help="with --fluid-mask: leave everything outside the mask untouched (no motion model)")
     p.set_defaults(func=run)
 
 
@@ -169,6 +186,45 @@ def save_spectral(path: Path, spectral: np.ndarray, fps: float, T: int) -> None:
 # the pipeline
 
 
+def prepare_fluid(args: argparse.Namespace, image: np.ndarray, n_frames: int):
+    """The fluid loop from --fluid-mask + --flow-hints/--velocity (validated), or None without a mask."""
+    from .fluid_io import read_fluid_mask, read_hints, read_velocity
+
+    if args.fluid_mask is None:
+        if args.flow_hints or args.velocity or args.no_oscillation or args.flow_net:
+            raise ValueError("--flow-hints, --velocity, --flow-net and --no-oscillation need --fluid-mask")
+        return None
+    if not args.loop:
+        raise ValueError("--fluid-mask needs --loop (fluid motion is rendered as a seamless loop)")
+    if args.flow_net and args.velocity is not None:
+        raise ValueError("--flow-net predicts the field: it takes --flow-hints (corrections), not --velocity")
+    if not args.flow_net and (args.flow_hints is None) == (args.velocity is None):
+        raise ValueError("--fluid-mask needs exactly one of --flow-hints HINTS.json or --velocity NPZ "
+                         "(or --flow-net)")
+    if n_frames < 2:
+        raise ValueError("a fluid loop needs at least 2 frames (--seconds x --fps)")
+    from shared.eulerian import densify
+
+    from .render.fluid import FluidMotion
+
+    H, W = image.shape[:2]
+    mask = read_fluid_mask(args.fluid_mask, (W, H))
+    strokes = read_hints(args.flow_hints, (W, H), mask) if args.flow_hints else None
+    if args.flow_net:
+        from .motion.fluid_velocity import FluidVelocityNet, predict_velocity
+
+        if strokes is None:
+            raise ValueError("--flow-net gives the flow's axis and speed; --flow-hints must give its direction "
+                             "(at least one stroke)")
+        velocity = predict_velocity(FluidVelocityNet.from_pretrained(), image, mask, strokes)
+    elif strokes is not None:
+        velocity = densify(strokes, mask)
+    else:
+        velocity, _ = read_velocity(args.velocity)
+    return FluidMotion.prepare(velocity, mask, n_frames)
+
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -187,7 +243,10 @@ def run(args: argparse.Namespace) -> int:
     if out.suffix and out.suffix.lower() != ".mp4":
         raise ValueError(f"output must end in .mp4 or be a folder for PNG frames, got {out}")
 
-    if args.spectral:
+    fluid = prepare_fluid(args, image, n_frames)
+    if fluid is not None and args.no_oscillation:
+        spectral, fps, T = [None], 0.0, 0          # one output: samples would be identical
+    elif args.spectral:
         spectral, fps, T = read_spectral(args.spectral)
     else:
         try:
@@ -221,9 +280,14 @@ def run(args: argparse.Namespace) -> int:
             with tqdm(total=n_frames, desc=f"render {path.name}", unit="frame") as bar:
                 for start in range(0, n_frames, CHUNK_FRAMES):
                     times = np.arange(start, min(n_frames, start + CHUNK_FRAMES), dtype=np.float64)
-                    frames = renderer.render(image, spectral[sample], fps, T, times, scene_fps=args.fps,
-                                             speed=args.speed, magnitude=args.magnitude, loop_frames=loop_frames,
-                                             mode=args.mode)
+                    if fluid is not None:
+                        frames = renderer.render_fluid(image, fluid, times, spectral=spectral[sample], fps=fps,
+                                                       T=T, scene_fps=args.fps, speed=args.speed,
+                                                       magnitude=args.magnitude, mode=args.mode)
+                    else:
+                        frames = renderer.render(image, spectral[sample], fps, T, times, scene_fps=args.fps,
+                                                 speed=args.speed, magnitude=args.magnitude,
+                                                 loop_frames=loop_frames, mode=args.mode)
                     for frame in frames:
                         writer.write(frame)
                     bar.update(len(frames))

@@ -14,9 +14,9 @@ def register() -> None:
     global _CLASSES, _HANDLERS
     import bpy
 
-    from . import operators, panels, pokes, preferences, properties, storage
+    from . import fluid, operators, panels, pokes, preferences, properties, storage
 
-    _CLASSES = preferences.CLASSES + operators.CLASSES + pokes.CLASSES + panels.CLASSES
+    _CLASSES = preferences.CLASSES + operators.CLASSES + pokes.CLASSES + fluid.CLASSES + panels.CLASSES
     _HANDLERS = (("save_pre", storage.on_save_pre), ("save_post", storage.on_save_post),
                  ("load_post", storage.on_load_post))
     properties.register()

@@ -337,6 +337,7 @@ def apply(obj, scene, chunk: int = 32) -> dict:
 
 def wire_shader(plane: PlaneInfo, flow_image, plan: fields.Plan) -> None:
     """base.Vector <- (upstream or UV) - flow(UV); idempotent."""
+    unwire_fluid_shader(plane)
     nt = plane.material.node_tree
     nodes, links = nt.nodes, nt.links
     base = plane.node
@@ -370,8 +371,29 @@ def wire_shader(plane: PlaneInfo, flow_image, plan: fields.Plan) -> None:
     base.extension = "EXTEND"
 
 
+FLUID_NODE_PREFIX = "GID Fluid"   # nodes of the live fluid loop (fluid.wire_fluid_shader)
+NODE_FLUID_MIX = "GID Fluid Mix"
+
+
+def unwire_fluid_shader(plane: PlaneInfo) -> None:
+    """Remove the live fluid loop's nodes: what the mix fed takes the base texture's colour again."""
+    nt = plane.material.node_tree
+    mix = nt.nodes.get(NODE_FLUID_MIX)
+    if mix is not None:
+        targets = [link.to_socket for link in mix.outputs[2].links]
+        for sock in targets:
+            nt.links.new(plane.node.outputs["Color"], sock)
+    ours = [n for n in nt.nodes if n.name.startswith(FLUID_NODE_PREFIX)]
+    if ours:
+        for link in list(plane.node.inputs["Vector"].links):
+            nt.links.remove(link)
+        for n in ours:
+            nt.nodes.remove(n)
+
+
 def unwire_shader(plane: PlaneInfo) -> None:
     """Show the image undisplaced: the base texture reads what fed the offset (or plain UV)."""
+    unwire_fluid_shader(plane)
     nt = plane.material.node_tree
     off = nt.nodes.get(NODE_OFFSET)
     if off is None:

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import bpy
 
-from . import connection, displacement, pokes
+from . import connection, displacement, fluid, pokes
 
 
 def _plane(context):
     obj = context.active_object
-    if obj is not None and obj.get(pokes.POKE_TAG) and obj.parent is not None:
+    if obj is not None and (obj.get(pokes.POKE_TAG) or obj.get(fluid.STROKE_TAG) is not None) \
+            and obj.parent is not None:
         obj = obj.parent
     try:
         displacement.PlaneInfo(obj)
@@ -132,10 +133,45 @@ class GID_PT_pokes(_Panel, bpy.types.Panel):
         layout.operator("gid.bake_pokes", icon="PHYSICS")
 
 
+class GID_PT_fluid(_Panel, bpy.types.Panel):
+    bl_idname = "GID_PT_fluid"
+    bl_label = "Fluid"
+    bl_parent_id = "GID_PT_main"
+
+    @classmethod
+    def poll(cls, context):
+        return _plane(context) is not None
+
+    def draw(self, context):
+        layout = self.layout
+        plane = _plane(context)
+        s = plane.gid
+        col = layout.column()
+        col.prop(s, "fluid_mask_image")
+        col.prop_search(s, "fluid_mask_vertex_group", plane, "vertex_groups")
+        col.operator("gid.add_flow_stroke", icon="CURVE_PATH")
+        for ob in fluid.strokes_of(plane):
+            row = col.row(align=True)
+            row.label(text=ob.name, icon="CURVE_DATA")
+            row.prop(ob, f'["{fluid.STROKE_TAG}"]', text="px/frame")
+        col.operator("gid.predict_flow", icon="FORCE_WIND")
+        col.prop(s, "fluid_loop_frames")
+        if s.has_motion:
+            col.prop(s, "fluid_sway_outside")
+        row = col.row(align=True)
+        row.enabled = s.has_fluid
+        row.operator("gid.apply_fluid", icon="MOD_DISPLACE")
+        row.operator("gid.show_still", text="", icon="IMAGE")
+        row = col.row(align=True)
+        row.enabled = s.has_fluid and not context.window_manager.gid_job.busy
+        row.operator("gid.bake_fluid", icon="RENDER_ANIMATION")
+        row.operator("gid.export_velocity", text="", icon="EXPORT")
+
+
 def draw_status(self, context):
     job = context.window_manager.gid_job
     if job.busy:
         self.layout.progress(factor=job.progress, type="BAR", text=job.label)
 
 
-CLASSES = (GID_PT_main, GID_PT_controls, GID_PT_pokes)
+CLASSES = (GID_PT_main, GID_PT_controls, GID_PT_pokes, GID_PT_fluid)

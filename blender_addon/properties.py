@@ -78,6 +78,18 @@ class GIDObjectSettings(bpy.types.PropertyGroup):
     poke_stiffness: FloatProperty(name="Stiffness", default=1.0, min=0.01, options=set())
     has_pokes: BoolProperty(name="Pokes baked", default=False, options=set())
 
+    # fluids (Eulerian motion, blender_addon/fluid.py)
+    fluid_mask_image: PointerProperty(type=bpy.types.Image, name="Fluid mask",
+                                      description="Grayscale: white where fluid flows (water, clouds, smoke)")
+    fluid_mask_vertex_group: StringProperty(name="Fluid vertex group",
+                                            description="Painted weights: 1 where fluid flows")
+    fluid_loop_frames: IntProperty(name="Fluid loop", default=48, min=2, max=2400, options=set(),
+                                   description="Frames in one seamless fluid loop (at the scene frame rate)")
+    fluid_sway_outside: BoolProperty(name="Sway outside", default=True, options=set(),
+                                     description="With predicted motion: it moves everything outside the fluid "
+                                                 "mask (mixed scene); off = still outside")
+    has_fluid: BoolProperty(name="Has flow", default=False, options=set())
+
 
 class GIDJobState(bpy.types.PropertyGroup):
     """What the panel and status bar show about the running job."""

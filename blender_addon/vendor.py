@@ -1,11 +1,12 @@
-"""The add-on's single door to the project's `shared/` code (spectral math, wire protocol, modal dynamics).
+"""The add-on's single door to the project's `shared/` code (spectral math, wire protocol, modal dynamics,
+Eulerian fluid motion).
 
 One mechanism, two layouts:
 - built extension (`python build.py addon`): the repository's `shared/` is copied into the package as
   `<addon>/shared/`, so it is imported relatively (`from .shared import spectral`); nothing outside the zip.
 - source tree (tests that import `blender_addon` directly, development): `blender_addon/shared` does not exist;
   the repository's top-level `shared` package (the parent folder of this one) is imported instead.
-Everything else in the add-on imports `spectral`, `protocol` and `modal()` from here.
+Everything else in the add-on imports `spectral`, `protocol`, `eulerian` and `modal()` from here.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ else:  # source tree: fall back to the repository's shared/ package
 
 spectral = importlib.import_module(f"{shared_pkg.__name__}.spectral")
 protocol = importlib.import_module(f"{shared_pkg.__name__}.protocol")
+eulerian = importlib.import_module(f"{shared_pkg.__name__}.eulerian")
 
 
 def modal():

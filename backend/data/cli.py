@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+import numpy as np
+
 
 def parse_size(text: str) -> tuple[int, int]:
     """'256x160' -> (256, 160) as (W, H)."""
@@ -41,6 +43,8 @@ def register(subparsers) -> None:
     p.add_argument("--full", action="store_true", help="also store frames and motion")
     p.add_argument("--wrap", action="store_true",
                    help="the videos are seamless loops: windows start over the whole clip and wrap around")
+    p.add_argument("--eulerian", action="store_true",
+                   help="one video -> its mean frame-to-frame flow as a steady velocity field: --out V.npz")
     p.set_defaults(func=_from_video)
 
     p = sub.add_parser("stats", help="per-frequency normalisation statistics (+ power spectrum plot)")
@@ -63,8 +67,35 @@ def _synth(args) -> int:
 def _from_video(args) -> int:
     from .video import run_from_video
 
+    if args.eulerian:
+        return _eulerian_from_video(args)
     run_from_video(args.videos, args.out, size=args.size, window=args.window, stride=args.stride, fps=args.fps,
                    full=args.full, wrap=args.wrap, log=lambda m: print(m, flush=True))
+    return 0
+
+
+def _eulerian_from_video(args) -> int:
+    from pathlib import Path
+
+    from ..fluid_io import save_velocity
+    from .eulerian_flow import average_velocity
+    from .video import read_video
+
+    if len(args.videos) != 1:
+        raise ValueError(f"--eulerian takes exactly one video, got {len(args.videos)}")
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise ValueError(f"--eulerian writes a velocity field: --out must end in .npz, got {out}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"output folder {out.parent} does not exist")
+    frames, _ = read_video(args.videos[0], args.size)
+    if len(frames) < 2:
+        raise ValueError(f"{args.videos[0]}: needs at least 2 frames, got {len(frames)}")
+    velocity, mask = average_velocity(frames)
+    save_velocity(out, velocity, mask)
+    speed = np.sqrt((velocity ** 2).sum(0))
+    print(f"wrote {out}: {velocity.shape[2]}x{velocity.shape[1]}, {len(frames)} frames, "
+          f"{mask.mean():.0%} flowing, median speed {np.median(speed[mask]) if mask.any() else 0.0:.3f} px/frame")
     return 0
 
 

@@ -30,6 +30,7 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / 
 MODES = ("ibr", "splat")
 METRIC_SAMPLES = 32          # time samples over one period for W(p) = mean_t ||F_t(p)||
 FRAMES_PER_BATCH = 4         # frames splatted together (amortises per-call overhead) ...
+FLUID_LOG_RANGE = 30.0       # mixed scenes: fluid's splat metric at most this below the largest spectral Z
 PIXELS_PER_BATCH = 1_200_000  # ... but no more pixels than this at once (bounds memory for 2K+ images)
 
 
@@ -183,6 +184,87 @@ class Renderer:
             rgb = (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
             for i in range(len(chunk)):
                 out[start + i] = img if bool(still[i]) else rgb[i]
+                done += 1
+                ctx.step("render", done / n)
+        return out
+
+
+    def render_fluid(self, image, fluid, times: Sequence[float], spectral=None, fps: float = 30.0, T: int = 150,
+                     scene_fps: float | None = None, speed: float = 1.0, magnitude: float = 1.0,
+                     mode: str = "splat", ctx: JobContext | None = None) -> np.ndarray:
+        """Frames of an Eulerian loop (`fluid`: a `render.fluid.FluidMotion` at this image's size, N =
+        fluid.loop_frames scene frames) at scene frame numbers `times`: uint8 (n, H, W, 3).
+
+        Without `spectral` (fluid only) every pixel outside the fluid mask is I0 exactly. With `spectral` (a
+        mixed scene) the spectral motion, looped over the same N frames, moves everything outside the mask
+        and is zero inside; both splats of a frame carry it, so it renders once outside the mask."""
+        from .fluid import symmetric_splat
+
+        ctx = ctx or NULL_CONTEXT
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+        if mode == "ibr" and self.model is None:
+            raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. Use mode='splat'.")
+        img = _check_image(image)
+        H, W = img.shape[:2]
+        if fluid.mask.shape != (H, W):
+            raise ValueError(f"fluid mask is {fluid.mask.shape[1]}x{fluid.mask.shape[0]}, image is {W}x{H}")
+        times = np.atleast_1d(np.asarray(times, dtype=np.float64))
+        if times.ndim != 1 or not np.isfinite(times).all():
+            raise ValueError("times must be a 1-D sequence of finite frame numbers")
+        n = len(times)
+        out = np.empty((n, H, W, 3), np.uint8)
+        if n == 0:
+            return out
+        dev = self.device
+        outside = torch.from_numpy((~fluid.mask).astype(np.float32)).to(dev)[None, None]   # (1, 1, H, W)
+        spec = None if spectral is None else _check_spectral(spectral)
+        if spec is not None:
+            if fps <= 0 or int(T) < 2:
+                raise ValueError(f"fps must be > 0 and T >= 2, got fps={fps}, T={T}")
+            period = displacement_for_frames(spec, int(T), fps,
+                                             np.linspace(0.0, int(T), METRIC_SAMPLES, endpoint=False),
+                                             None, 1.0, magnitude, 0)
+            w_grid = np.sqrt(period[:, 0] ** 2 + period[:, 1] ** 2).mean(axis=0)[None, None]
+            z_grid = splat_metric(torch.from_numpy(w_grid))
+            metric = torch.from_numpy(resize_planes(z_grid.numpy(), (W, H))).to(dev) * outside
+            # Fluid sits behind what sways, but within FLUID_LOG_RANGE of the front-most surface: softsplat
+            # clamps weights at e^-80 below it, so a fluid Z of 0 under large sway would underflow to holes.
+            z_fluid = max(0.0, float(metric.max()) - FLUID_LOG_RANGE)
+            metric = metric + (1.0 - outside) * z_fluid
+            disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude,
+                                               fluid.loop_frames)
+        else:
+            metric = torch.zeros((1, 1, H, W), device=dev)
+            disp_all = None
+        image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
+        keep = torch.from_numpy(fluid.mask).to(dev)[None, None] if spec is None else None
+
+        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
+        done = 0
+        for start in range(0, n, per_batch):
+            ctx.check()
+            chunk = times[start:start + per_batch]
+            fwd, bwd, wf = fluid.flows(chunk, (W, H))
+            fwd, bwd = fwd.to(dev), bwd.to(dev)
+            if disp_all is not None:
+                d = resize_field_fast(torch.from_numpy(disp_all[start:start + per_batch]).to(dev), (W, H)) * outside
+                fwd, bwd = fwd + d, bwd + d
+            with torch.no_grad():
+                if mode == "splat":
+                    frames = symmetric_splat(image_t, fwd, bwd, wf.to(dev), metric)
+                else:
+                    from .ibr import render_full_size
+                    a = render_full_size(self.model, image_t, fwd, metric)
+                    b = render_full_size(self.model, image_t, bwd, metric)
+                    w = wf.to(dev).view(-1, 1, 1, 1)
+                    frames = w * a + (1.0 - w) * b
+                if keep is not None:                        # fluid only: still pixels exactly still
+                    frames = torch.where(keep, frames, image_t)
+            rgb = (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+            for i in range(len(chunk)):
+                still = float(wf[i]) == 1.0 and bool(fwd[i].abs().amax() == 0)   # frame 0 (= frame N) is I0
+                out[start + i] = img if bool(still) else rgb[i]
                 done += 1
                 ctx.step("render", done / n)
         return out

@@ -12,7 +12,11 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
     render    {image: uint8 (H,W,3), spectral: float16|float32 (K,4,h,w), fps, T, times: float32 (n,) scene
                frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat",
                displacement? float16|float32 (n,2,h',w') pixels of its own grid, relative to frame 0, one per
-               time: rendered instead of evaluating `spectral` (which then only sets the splat metric)}
+               time: rendered instead of evaluating `spectral` (which then only sets the splat metric),
+               velocity? float16|float32 (2,hv,wv) px/frame of its own grid + fluid_mask uint8 (H,W) (>= 128 =
+               fluid) + loop_frames (2..2400): an Eulerian (fluid) loop of loop_frames frames inside the mask;
+               `spectral` (and then fps, T) becomes optional: with it the scene is mixed, without it every pixel
+               outside the mask is the image exactly}
               -> {frames: uint8 (n,H,W,3)}    (n*H*W*3 bounded: ask in chunks of `times`)
     simulate  {spectral: float16|float32 (K,4,h,w), fps, T, pokes: [{frame, x, y, dx, dy, duration=1,
                kind="push"|"drag"}] (pixels of the spectral grid, clip frames), start=0, count (1..10000),
@@ -219,8 +223,11 @@ def validate_predict(raw: dict, limits: OpLimits) -> dict:
 def validate_render(raw: dict, limits: OpLimits) -> dict:
     a = Args("render", raw)
     image = _image(a, limits)
-    fps, T = _clip(a)
-    spectral = _spectral(a, limits, T)
+    fluid = a._get("velocity", None) is not None
+    has_spectral = not fluid or a._get("spectral", None) is not None
+    fps, T = _clip(a) if has_spectral else (a.number("fps", 30.0, lo=1e-3, hi=10_000.0),
+                                            a.integer("T", 150, lo=2, hi=1_000_000))
+    spectral = _spectral(a, limits, T) if has_spectral else None
     times = _times(a, limits)
     out = {
         "image": image, "spectral": spectral, "fps": fps, "T": T, "times": times,
@@ -230,12 +237,44 @@ def validate_render(raw: dict, limits: OpLimits) -> dict:
         "loop_frames": a.integer("loop_frames", 0, lo=0, hi=10_000_000),
         "mode": a.choice("mode", ("ibr", "splat"), "ibr"),
         "displacement": _render_displacement(a, limits, len(times)),
+        "velocity": None, "fluid_mask": None,
     }
+    if fluid:
+        out["velocity"], out["fluid_mask"] = _render_fluid(a, limits, image.shape[:2], out["loop_frames"])
+        if out["displacement"] is not None:
+            raise _bad(a.op, "'displacement' and 'velocity' cannot be combined")
+    elif a._get("fluid_mask", None) is not None:
+        raise _bad(a.op, "'fluid_mask' needs 'velocity'")
     a.finish()
     h, w = image.shape[:2]
     _reply_bound(a, limits, len(times) * h * w * 3, f"{len(times)} frames of {w}x{h}",
                  "ask for fewer `times` per request (in chunks)")
     return out
+
+
+def _render_fluid(a: Args, limits: OpLimits, size_hw: tuple[int, int], loop_frames: int):
+    """velocity (2, hv, wv) float32 and fluid mask bool (H, W) of an Eulerian loop; bounds checked."""
+    from shared.eulerian import MAX_LOOP_FRAMES, MAX_SPEED
+
+    v = a.array("velocity", ("float16", "float32"), 3)
+    if v.shape[0] != 2 or min(v.shape[1:]) < 2:
+        raise _bad(a.op, f"'velocity' must be (2, h, w) with h, w >= 2, got shape {list(v.shape)}")
+    if v.shape[1] * v.shape[2] > limits.max_pixels:
+        raise _bad(a.op, f"'velocity' grid of {v.shape[2]}x{v.shape[1]} exceeds the server's limit of "
+                         f"{limits.max_pixels} pixels", TOO_LARGE)
+    v = v.astype(np.float32)
+    # px/frame of the velocity's grid, measured in the image's pixels
+    scale = np.array([size_hw[1] / v.shape[2], size_hw[0] / v.shape[1]], np.float32).reshape(2, 1, 1)
+    if float(np.sqrt(((v * scale) ** 2).sum(0)).max()) > MAX_SPEED:
+        raise _bad(a.op, f"'velocity' exceeds {MAX_SPEED:g} px/frame (in the image's pixels)")
+    m = a.array("fluid_mask", ("uint8",), 2)
+    if m.shape != tuple(size_hw):
+        raise _bad(a.op, f"'fluid_mask' must be (H, W) = {list(size_hw)} like the image, got {list(m.shape)}")
+    if not (m >= 128).any():
+        raise _bad(a.op, "'fluid_mask' is empty: no pixel >= 128 (fluid)")
+    if not 2 <= loop_frames <= MAX_LOOP_FRAMES:
+        raise _bad(a.op, f"a fluid loop needs 'loop_frames' in 2..{MAX_LOOP_FRAMES}, got {loop_frames}")
+    return v, m >= 128
 
 
 def _render_displacement(a: Args, limits: OpLimits, n: int) -> np.ndarray | None:
@@ -406,6 +445,24 @@ class Models:
         self._lock = threading.Lock()
         self._status: dict[str, dict] = {"motion": {"state": "not_loaded"}, "render": {"state": "not_loaded"}}
 
+    def fluid_motion(self, args: dict):
+        """The integrated fluid loop of a render request; the last one is kept, so a bake asking in chunks
+        integrates once (keyed by a digest of velocity, mask and loop length)."""
+        import hashlib
+
+        from ..render.fluid import FluidMotion
+
+        h = hashlib.blake2b(digest_size=16)
+        for part in (args["velocity"], args["fluid_mask"]):
+            h.update(str(part.shape).encode())
+            h.update(np.ascontiguousarray(part).tobytes())
+        key = (h.hexdigest(), int(args["loop_frames"]))
+        cached = getattr(self, "_fluid_cache", None)
+        if cached is None or cached[0] != key:
+            cached = (key, FluidMotion.prepare(args["velocity"], args["fluid_mask"], args["loop_frames"]))
+            self._fluid_cache = cached
+        return cached[1]
+
     def _set(self, part: str, **status) -> None:
         with self._lock:
             self._status[part] = status
@@ -511,16 +568,22 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
         raise ProtocolError(INVALID_ARGUMENT, f"render: mode {args['mode']!r} has no model loaded "
                                               f"({models.status()['render'].get('info', {}).get('ibr_error')}); "
                                               f"use mode 'splat' or install trained weights")
-    render = renderer.render
-    if getattr(getattr(renderer, "device", None), "type", None) == "cuda":
-        # the GPU path: many frames per call, autocast, pinned copies (backend/render/batch.py)
-        from ..render.batch import BatchRenderer
-        render = BatchRenderer(renderer).render
-    frames = render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
-                    args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
-                    magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
-                    ctx=ctx, displacement=None if args["displacement"] is None
-                    else args["displacement"].astype(np.float32))
+    if args["velocity"] is not None:
+        spectral = None if args["spectral"] is None else args["spectral"].astype(np.float32)
+        frames = renderer.render_fluid(args["image"], models.fluid_motion(args), args["times"], spectral=spectral,
+                                       fps=args["fps"], T=args["T"], scene_fps=args["scene_fps"],
+                                       speed=args["speed"], magnitude=args["magnitude"], mode=args["mode"], ctx=ctx)
+    else:
+        render = renderer.render
+        if getattr(getattr(renderer, "device", None), "type", None) == "cuda":
+            # the GPU path: many frames per call, autocast, pinned copies (backend/render/batch.py)
+            from ..render.batch import BatchRenderer
+            render = BatchRenderer(renderer).render
+        frames = render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
+                        args["times"], scene_fps=args["scene_fps"], speed=args["speed"],
+                        magnitude=args["magnitude"], loop_frames=args["loop_frames"], mode=args["mode"],
+                        ctx=ctx, displacement=None if args["displacement"] is None
+                        else args["displacement"].astype(np.float32))
     frames = np.asarray(frames)
     h, w = args["image"].shape[:2]
     if frames.dtype != np.uint8 or frames.shape != (len(args["times"]), h, w, 3):

@@ -1,4 +1,4 @@
-"""`gid train vae|ldm|ldm-freq|refine|render`: one trainer module per kind, each with add_arguments(parser), run(args)."""
+"""`gid train vae|ldm|ldm-freq|refine|render|fluid`: one trainer module per kind, each with add_arguments(parser), run(args)."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ TRAINERS = {
     "ldm-freq": "backend.motion.train_ldm",
     "refine": "backend.motion.train_refine",
     "render": "backend.render.train",
+    "fluid": "backend.motion.train_fluid",
 }
 
 
@@ -35,7 +36,7 @@ def _parse_trainer_args(args: argparse.Namespace, rest: list[str]) -> argparse.N
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train", help="train a model (vae, ldm, ldm-freq, refine, render)")
+    parser = subparsers.add_parser("train", help="train a model (vae, ldm, ldm-freq, refine, render, fluid)")
     kinds = parser.add_subparsers(dest="kind", required=True)
     for kind in TRAINERS:
         # add_help=False: `gid train KIND --help` reaches the trainer's own parser, built lazily so that

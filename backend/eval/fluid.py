@@ -1,0 +1,116 @@
+"""The Eulerian (fluid) bars, measured: used by tests/test_fluid.py and printed by scripts/bar_fluid.py.
+
+river_band_bar   synthetic band flowing right at 1 px/frame from one stroke, rendered as a loop:
+                 outside max diff (levels), measured flow along the stroke (DIS, median per frame pair),
+                 seam ratio (|frame N-1 -> frame 0| / median |frame t -> t+1|), worst texture contrast ratio
+strokes_epe      EPE (px/frame) of densified strokes vs the known field, per synthetic scene
+video_epe        EPE of `average_velocity` on a clip advected by the known field, per synthetic scene
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from shared.eulerian import border_fade, densify, endpoint_error, parse_hints
+
+from ..data.fluid_synth import SCENES, advected_clip, river_band, scene, texture
+
+
+def _gray(f: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+
+
+def contrast(frame: np.ndarray, region: np.ndarray) -> float:
+    """Texture contrast: std of the grey level minus its 9x9 local mean (detail, not shading), in a region."""
+    g = _gray(frame).astype(np.float32)
+    return float((g - cv2.blur(g, (9, 9)))[region].std())
+
+
+def river_band_bar(size: tuple[int, int] = (256, 160), loop_frames: int = 48, mode: str = "splat",
+                   renderer=None) -> dict:
+    from ..render.api import Renderer
+    from ..render.fluid import FluidMotion
+
+    W, H = size
+    sc = river_band(size, speed=1.0)
+    image = texture(size, seed=3, sigma=1.2)
+    strokes = parse_hints(sc.hints(), size, sc.mask)
+    velocity = densify(strokes, sc.mask)
+    motion = FluidMotion.prepare(velocity, sc.mask, loop_frames)
+    renderer = renderer or Renderer.load(device="cpu")
+    frames = renderer.render_fluid(image, motion, np.arange(loop_frames + 1), mode=mode)
+    outside = ~sc.mask
+    outside_diff = int(np.abs(frames[:, outside].astype(int) - image[outside].astype(int)).max())
+    # along the stroke: the band's core (away from the faded banks and the picture's edges)
+    core = sc.mask & (border_fade(sc.mask, 12) >= 1.0)
+    core[:, :W // 10] = False
+    core[:, -W // 10:] = False
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    grays = [_gray(f) for f in frames]
+    along, across = [], []
+    for t in range(loop_frames):
+        fl = dis.calc(grays[t], grays[t + 1], None)
+        along.append(float(np.median(fl[..., 0][core])))
+        across.append(float(np.median(fl[..., 1][core])))
+    steps = [float(np.abs(frames[t + 1].astype(np.float32) - frames[t]).mean()) for t in range(loop_frames - 1)]
+    seam = float(np.abs(frames[0].astype(np.float32) - frames[loop_frames - 1]).mean())
+    c_in = contrast(image, core)
+    return {
+        "outside_max_diff": outside_diff,
+        "frame_N_equals_frame_0": bool(np.array_equal(frames[loop_frames], frames[0])),
+        "flow_along_min": min(along), "flow_along_max": max(along), "flow_along_median": float(np.median(along)),
+        "flow_across_max_abs": max(abs(a) for a in across),
+        "seam_ratio": seam / float(np.median(steps)),
+        "contrast_ratio_worst": min(contrast(f, core) for f in frames) / c_in,
+    }
+
+
+def strokes_epe(size: tuple[int, int] = (256, 160)) -> dict[str, tuple[int, float]]:
+    """{scene: (number of strokes, EPE px/frame inside the mask)}."""
+    out = {}
+    for name in SCENES:
+        sc = scene(name, size)
+        strokes = parse_hints(sc.hints(), size, sc.mask)
+        out[name] = (len(strokes), endpoint_error(densify(strokes, sc.mask), sc.velocity, sc.mask))
+    return out
+
+
+def video_epe(size: tuple[int, int] = (256, 160), frames: int = 30) -> dict[str, float]:
+    """{scene: EPE px/frame inside the mask} of the mean-flow field of an advected clip."""
+    from ..data.eulerian_flow import average_velocity
+
+    out = {}
+    for i, name in enumerate(SCENES):
+        sc = scene(name, size)
+        clip = advected_clip(texture(size, seed=10 + i, sigma=1.2), sc.velocity, frames)
+        v, _ = average_velocity(clip)
+        out[name] = endpoint_error(v, sc.velocity, sc.mask)
+    return out
+
+
+def network_vs_hints(net, scenes: int = 40, size: tuple[int, int] = (96, 64), first_seed: int = 2 * 10 ** 6
+                     ) -> dict[str, float]:
+    """Mean EPE (px/frame, inside the mask) on held-out random synthetic scenes of: the zero field, strokes
+    alone (1 and 3 streamline strokes), the network's axis signed by the true field (its ceiling: what it
+    knows), and the network with 1 and 3 strokes (signed by and corrected with them)."""
+    from ..data.fluid_synth import random_fluid_sample, streamline_stroke
+    from ..motion.fluid_velocity import axis_to_velocity, predict_axis, predict_velocity
+
+    rows = {k: [] for k in ("zero", "hints_1", "hints_3", "network_signed_by_truth", "network_plus_1",
+                            "network_plus_3")}
+    for i in range(scenes):
+        image, mask, v, _ = random_fluid_sample(size, first_seed + i)
+        rng = np.random.default_rng(first_seed + i)
+        strokes = [s for s in (streamline_stroke(v, mask, rng) for _ in range(3)) if s is not None]
+        if len(strokes) < 3:
+            continue
+        rows["zero"].append(endpoint_error(np.zeros_like(v), v, mask))
+        rows["hints_1"].append(endpoint_error(densify(strokes[:1], mask), v, mask))
+        rows["hints_3"].append(endpoint_error(densify(strokes, mask), v, mask))
+        signed = axis_to_velocity(predict_axis(net, image, mask), v)
+        rows["network_signed_by_truth"].append(endpoint_error(signed, v, mask))
+        rows["network_plus_1"].append(endpoint_error(predict_velocity(net, image, mask, strokes[:1]), v, mask))
+        rows["network_plus_3"].append(endpoint_error(predict_velocity(net, image, mask, strokes), v, mask))
+    out = {k: float(np.mean(x)) for k, x in rows.items()}
+    out["scenes"] = len(rows["zero"])
+    return out
