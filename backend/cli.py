@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "backend.service.serve_cli",
     "backend.animate",
     "backend.eval.cli",
+    "backend.depth_cli",
 ]
 
 
