@@ -18,6 +18,8 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
                kind="push"|"drag"}] (pixels of the spectral grid, clip frames), start=0, count (1..10000),
                damping=0.05 (or K-1 ratios), rayleigh? [alpha, beta], mass=1, stiffness=1, normalize_modes=false}
               -> {displacement: float16 (count,2,h,w)}
+    depth     {image: uint8 (H,W,3)}                        -> {depth: float32 (H,W) inverse depth in [0, 1],
+              1 = nearest, relative (mobilePyDNet + guided upsampling, backend/priors/depth.py)}
     cancel    {target: id}                                  -> {cancelled: bool}
 Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
     _test_sleep     {steps (1..10000), delay=0 (seconds per step, 0..10)} -> {steps}
@@ -208,6 +210,17 @@ def validate_predict(raw: dict, limits: OpLimits) -> dict:
         "guidance": a.number("guidance", None, lo=0.0, hi=100.0),
     }
     a.finish()
+    return out
+
+
+def validate_depth(raw: dict, limits: OpLimits) -> dict:
+    a = Args("depth", raw)
+    out = {"image": _image(a, limits)}
+    a.finish()
+    h, w = out["image"].shape[:2]
+    _reply_bound(a, limits, h * w * 4, "a float32 depth map", "send a smaller picture")
+    if min(h, w) < 8:
+        raise _bad("depth", f"'image' of {w}x{h} is too small (at least 8x8)")
     return out
 
 
@@ -451,6 +464,15 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
     return {"spectral": _to_float16(spectral), "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
 
 
+def run_depth(args: dict, models: Models, ctx: JobContext) -> dict:
+    from ..priors.depth import estimate_inverse_depth
+
+    ctx.step("depth", 0.0)
+    depth = estimate_inverse_depth(args["image"], device="cpu")
+    ctx.step("depth", 1.0)
+    return {"depth": np.ascontiguousarray(depth, np.float32)}
+
+
 def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
     try:
         renderer = models.renderer()
@@ -529,6 +551,7 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("predict", validate_predict, run_predict),
     OpSpec("render", validate_render, run_render),
     OpSpec("simulate", validate_simulate, run_simulate),
+    OpSpec("depth", validate_depth, run_depth),
     OpSpec("_test_sleep", validate_test_sleep, run_test_sleep, test_only=True),
     OpSpec("_test_spectral", validate_test_spectral, run_test_spectral, test_only=True),
 )}
