@@ -1,6 +1,6 @@
 """Depth-estimation bar: rank correlation on synthetic scenes rendered here with bpy, and peak memory at 4K.
 
-Four small scenes (a textured ground, cubes, spheres, walls and a corridor at known distances) are rendered with
+Five small scenes (a textured ground, cubes, spheres, walls, a corridor, an open ground under the sky) are rendered with
 Cycles; the true depth of every pixel comes from ray casts through the camera's pixel centres. The estimate
 (`backend.priors.depth.estimate_inverse_depth`) is compared with the true inverse depth by Spearman's rank
 correlation. Then `gid depth` runs in a child process on a 3840x2160 picture and its peak RSS is read back.
@@ -68,11 +68,14 @@ def build_scene(bpy, index: int) -> None:
     scn.cycles.use_denoising = False
     scn.render.resolution_x, scn.render.resolution_y = WIDTH, HEIGHT
     scn.render.resolution_percentage = 100
-    world = bpy.data.worlds.new("w")
-    world.color = (0.5, 0.6, 0.8)
+    scn.view_settings.view_transform = "Standard"
+    world = bpy.data.worlds.new("w")          # a bright blue sky, as in photographs
+    if not world.use_nodes:
+        world.use_nodes = True
+    world.node_tree.nodes["Background"].inputs["Color"].default_value = (0.35, 0.55, 0.95, 1.0)
     scn.world = world
     bpy.ops.object.light_add(type="SUN", rotation=(math.radians(50), math.radians(10), math.radians(30)))
-    bpy.context.active_object.data.energy = 3.0
+    bpy.context.active_object.data.energy = 4.0
     ground = _material(bpy, "ground", (0.45, 0.4, 0.3), 6.0, "noise")
     wall = _material(bpy, "wall", (0.6, 0.65, 0.7), 3.0, "noise")
     mats = [_material(bpy, f"m{i}", c, s, k) for i, (c, s, k) in enumerate(
@@ -94,17 +97,21 @@ def build_scene(bpy, index: int) -> None:
         for i, (x, y, r) in enumerate([(0.8, 3.5, 0.5), (-1.2, 7, 0.9), (2.5, 12, 1.4), (-4, 20, 2.2)]):
             _add(bpy, sphere, mats[i], radius=r, location=(x, y, r))
         _add(bpy, plane, wall, size=120, location=(0, 60, 0), rotation=(math.radians(90), 0, 0))
-    else:               # a slanted wall with a box before it
+    elif index == 3:    # a slanted wall with a box before it
         _add(bpy, plane, wall, size=40, location=(4, 15, 0), rotation=(math.radians(90), 0, math.radians(-40)))
         _add(bpy, cube, mats[3], size=1.4, location=(-0.8, 5, 0.7))
         _add(bpy, plane, mats[2], size=100, location=(-20, 50, 0), rotation=(math.radians(90), 0, 0))
+    else:               # open ground under the sky (ray misses = infinitely far), objects at 3..25 m
+        for i, (x, y, s) in enumerate([(1.2, 3, 0.4), (-2, 7, 0.8), (3, 14, 1.5), (-6, 25, 3.0)]):
+            _add(bpy, cube if i % 2 else sphere, mats[i], **({"size": 2 * s} if i % 2 else {"radius": s}),
+                 location=(x, y, s))
     bpy.ops.object.camera_add(location=(0, -1, 1.6), rotation=(math.radians(84), 0, 0))
     scn.camera = bpy.context.active_object
     scn.camera.data.lens = 30
 
 
 def true_depth(bpy) -> np.ndarray:
-    """(H, W) z-depth along the camera axis at each pixel centre (ray casts; misses -> 1e4)."""
+    """(H, W) z-depth along the camera axis at each pixel centre (ray casts; misses (sky) -> 1e4)."""
     from mathutils import Vector
 
     scn = bpy.context.scene
@@ -158,7 +165,7 @@ def peak_rss_4k(tmp: Path, source: np.ndarray) -> tuple[float, float]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="keep renders and depth maps here (default: a temp folder)")
-    p.add_argument("--scenes", type=int, default=4)
+    p.add_argument("--scenes", type=int, default=5)
     args = p.parse_args(argv)
     import bpy
 
@@ -167,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         out = Path(args.out) if args.out else Path(tmpdir)
         out.mkdir(parents=True, exist_ok=True)
-        rhos = []
+        rhos, baselines = [], []
         image = None
         for i in range(args.scenes):
             build_scene(bpy, i)
@@ -176,11 +183,15 @@ def main(argv: list[str] | None = None) -> int:
             est = estimate_inverse_depth(image)
             rho = spearman(est, 1.0 / z)
             flat = spearman(np.random.default_rng(i).random(z.shape), 1.0 / z)
+            rows = spearman(np.mgrid[0:HEIGHT, 0:WIDTH][0].astype(np.float32), 1.0 / z)
             rhos.append(rho)
+            baselines.append(rows)
             np.save(out / f"scene{i}_z.npy", z)
             np.save(out / f"scene{i}_est.npy", est)
-            print(f"scene {i}: Spearman(estimate, 1/z) = {rho:.3f}   (random map: {flat:+.3f})")
-        print(f"mean Spearman over {len(rhos)} scenes: {np.mean(rhos):.3f}  (bar >= 0.6)")
+            print(f"scene {i}: Spearman(estimate, 1/z) = {rho:+.3f}   (random map: {flat:+.3f}, "
+                  f"'lower rows are nearer' baseline: {rows:+.3f})")
+        print(f"mean Spearman over {len(rhos)} scenes: {np.mean(rhos):.3f}  (bar >= 0.6); "
+              f"row baseline {np.mean(baselines):.3f}")
         rss, seconds = peak_rss_4k(out, image)
         print(f"gid depth on 3840x2160: peak RSS {rss:.2f} GiB (bar <= 4 GiB), {seconds:.1f} s on this machine")
     return 0

@@ -7,6 +7,12 @@ upsampled and applied to the full-resolution guide, so depth edges snap to pictu
 and cv2.resize; memory stays a few float32 planes of the full picture (a 4K picture fits well under 1 GB).
 
 Output: float32 (H, W) inverse depth, larger = nearer, normalised to [0, 1] over the picture (relative only).
+
+Sign: the graph's output grows with DISTANCE: the authors' Android app colours it with a plasma list that
+starts at yellow (index 0 = smallest value = nearest), the sky of backend/assets/sample.jpg gets its largest
+values, and on most of scripts/eval_depth_synthetic.py's scenes it correlates negatively with the true inverse
+depth (the weights' notes call it inverse-depth-like; that is not what it does). We take it as depth and invert
+it: 1 / output (the output is positive: ~10..70 on photos).
 """
 from __future__ import annotations
 
@@ -56,7 +62,8 @@ def estimate_inverse_depth(image: np.ndarray, device: str = "cpu") -> np.ndarray
         raise ValueError(f"depth: a {w}x{h} picture is outside 8..{MAX_PIXELS} pixels")
     small = cv2.resize(image, (pydnet.NET_WIDTH, pydnet.NET_HEIGHT), interpolation=cv2.INTER_AREA)
     x = torch.from_numpy(small).to(device=device, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
-    disp = pydnet.predict(x, pydnet.load().to(device))[0, 0].float().cpu().numpy()
+    out = pydnet.predict(x, pydnet.load().to(device))[0, 0].float().cpu().numpy()
+    disp = 1.0 / np.maximum(out, max(float(out.max()), 1e-6) * 1e-3)
     lo, hi = np.percentile(disp, [0.5, 99.5])
     disp = np.clip((disp - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
     grey_full = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)

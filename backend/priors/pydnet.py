@@ -8,8 +8,8 @@ Graph: a 6-level encoder (two 3x3 convs per level, the first with stride 2, TF "
 transposed conv + leaky ReLU and are concatenated with the next finer encoder features. L1..L3 also have a
 1-channel head (+ leaky ReLU) = the inverse-depth-like output at 1/2, 1/4, 1/8 of the input. We use L1.
 
-Input: RGB in [0, 1], (B, 3, 448, 640) as trained (other multiples of 64 run too). Output: larger = nearer,
-up to an unknown scale and shift (self-supervised + distilled), so only its order and ratios matter.
+Input: RGB in [0, 1], (B, 3, 448, 640) as trained (other multiples of 64 run too). Output: positive, up to an
+unknown scale; measured here it grows with distance (see backend/priors/depth.py, which inverts it).
 """
 from __future__ import annotations
 
