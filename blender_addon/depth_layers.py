@@ -441,10 +441,40 @@ def build(context, plane_obj, plane, rgb: np.ndarray, depth: np.ndarray, layers:
         remove_made(made)
         raise
     coll["gid_depth_source"] = plane_obj.name
+    shared = share_motion(plane_obj, [o for o in made["objects"] if o.type == "MESH"], scene)
     for old in previous:                      # a rebuild replaces the earlier build of this plane
         remove_collection(old)
-    return {"layers": len(stack.layers), "notes": stack.notes, "camera": cam.name, "collection": coll.name,
+    return {"layers": len(stack.layers), "notes": stack.notes, "motion_layers": shared, "camera": cam.name, "collection": coll.name,
             "medians": [layer.median for layer in stack.layers], "objects": [o.name for o in made["objects"]]}
+
+
+SHARED_SKIP = {"key", "source_image", "has_motion", "display", "rna_type", "name", "has_pokes"}
+
+
+def share_motion(plane_obj, layer_objs, scene) -> int:
+    """Give every layer the plane's motion and controls; re-apply live displacement when the plane shows it.
+
+    Each layer samples the same spectral volume at its own pixels (its UVs are the picture's), so the motion
+    of a pixel is the same whichever layer shows it; the alpha moves with the colour (one texture lookup).
+    Pokes stay on the source plane (not shared). Returns how many layers got motion."""
+    from . import displacement, storage
+
+    if not plane_obj.gid.has_motion:
+        return 0
+    motion = storage.load_motion(plane_obj)
+    src = plane_obj.gid
+    names = [p.identifier for p in src.bl_rna.properties if p.identifier not in SHARED_SKIP
+             and not p.is_readonly and p.type != "POINTER"]
+    for ob in layer_objs:
+        dst = ob.gid
+        for name in names:
+            setattr(dst, name, getattr(src, name))
+        storage.object_key(ob)
+        storage.save_motion(ob, motion)
+        dst.has_motion = True
+        if src.display == "LIVE":
+            displacement.apply(ob, scene)
+    return len(layer_objs)
 
 
 def remove_collection(coll) -> None:

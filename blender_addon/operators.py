@@ -367,7 +367,8 @@ class GID_OT_build_depth_layers(bpy.types.Operator):
         for note in notes:
             self.report({"WARNING"} if "another aspect" in note else {"INFO"}, note)
         obj["gid_depth_notes"] = "; ".join(notes)
-        self.report({"INFO"}, f"{obj.name}: {info['layers']} depth layer(s), camera {info['camera']}")
+        motion = f", motion shared with {info['motion_layers']}" if info["motion_layers"] else ""
+        self.report({"INFO"}, f"{obj.name}: {info['layers']} depth layer(s), camera {info['camera']}{motion}")
         return {"FINISHED"}
 
 

@@ -42,6 +42,24 @@ def test_layers_reproduce_picture_and_parallax(tmp_path):
     assert r["files_next_to_blend"], r
 
 
+def test_motion_plays_on_layers_and_loop_closes(tmp_path):
+    pytest.importorskip("bpy")
+    r = run_scenario("motion", tmp_path)
+    assert r["layers"] == 2 and r["with_motion"] == 2, r
+    assert r["still_error"] < 1.0, r                      # frame 1 is the still (mean |diff| in 8-bit levels)
+    assert r["moved_4"] > 3.0 and r["moved_7"] > 3.0, r   # motion plays on the layers
+    assert r["loop_closure"] == 0.0, r                    # frame 1 + loop == frame 1
+
+
+def test_estimated_depth_card_and_camera_move(tmp_path):
+    pytest.importorskip("bpy")
+    pytest.importorskip("torch")
+    r = run_scenario("estimate", tmp_path)
+    assert r["finished"] and "estimated" in r["notes"], r
+    assert r["layers"] >= 1 and r["flat_layers"] == r["layers"], r      # CARD: every layer is flat
+    assert r["move_start_end"] < 1e-5 and r["move_mid"] > 0.01, r        # out and back over the frame range
+
+
 def test_bad_depth_inputs(tmp_path):
     pytest.importorskip("bpy")
     r = run_scenario("bad", tmp_path)
@@ -192,6 +210,60 @@ def scenario_parallax(workdir: Path) -> dict:
             and imgs_rel}
 
 
+def scenario_motion(workdir: Path) -> dict:
+    """Motion loaded on the plane before the build plays on every layer; the live loop closes."""
+    from shared import spectral as sp
+
+    bpy, ob = _setup(workdir)
+    sc = bpy.context.scene
+    sc.render.fps, sc.render.fps_base = 24, 1.0
+    T, fps = 120, 24.0
+    t = np.arange(T)[:, None, None]
+    motion = np.zeros((T, 2, H, W), np.float32)
+    motion[:, 0] = 2.0 * np.sin(2 * np.pi * 2 * t / T) * np.ones((1, H, W))
+    np.savez(workdir / "motion.npz", spectral=sp.motion_to_spectral(motion)[None], fps=fps, T=T)
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
+    loop = ob.gid.loop_frames
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[SQUARE] = 2.0
+    _write_exr(workdir / "depth.exr", depth)
+    assert "FINISHED" in bpy.ops.gid.build_depth_layers(depth_path=str(workdir / "depth.exr"))
+    layers = [o for o in sc.objects if "gid_depth_layer" in o]
+    frames = {}
+    for f in (1, 4, 7, 1 + loop):
+        sc.frame_set(f)
+        frames[f] = _render(bpy, workdir, f"motion{f}")[..., :3]
+    picture = _picture().astype(np.float32) / 255.0
+    return {"layers": len(layers), "with_motion": sum(o.gid.has_motion and o.gid.display == "LIVE" for o in layers),
+            "still_error": float(np.abs(frames[1] - picture).mean() * 255),
+            "moved_4": float(np.abs(frames[4] - frames[1]).mean() * 255),
+            "moved_7": float(np.abs(frames[7] - frames[1]).mean() * 255),
+            "loop_closure": float(np.abs(frames[1 + loop] - frames[1]).max() * 255), "loop": loop}
+
+
+def scenario_estimate(workdir: Path) -> dict:
+    """Empty depth_path: depth estimated in-process; card geometry; an orbit keyframed over the range."""
+    bpy, ob = _setup(workdir)
+    sc = bpy.context.scene
+    finished = "FINISHED" in bpy.ops.gid.build_depth_layers(depth_path="", geometry="CARD", camera_move="ORBIT",
+                                                            strength=0.1)
+    layers = [o for o in sc.objects if "gid_depth_layer" in o]
+    flat = 0
+    for o in layers:
+        co = np.empty(len(o.data.vertices) * 3, np.float32)
+        o.data.vertices.foreach_get("co", co)
+        flat += int(np.ptp(co.reshape(-1, 3)[:, 2]) < 1e-6)
+    cam = sc.camera
+    sc.frame_set(sc.frame_start)
+    a = np.array(cam.matrix_world)
+    sc.frame_set((sc.frame_start + sc.frame_end) // 2)
+    b = np.array(cam.matrix_world)
+    sc.frame_set(sc.frame_end)
+    c = np.array(cam.matrix_world)
+    return {"finished": finished, "notes": ob.get("gid_depth_notes", ""), "layers": len(layers), "flat_layers": flat,
+            "move_start_end": float(np.abs(a - c).max()), "move_mid": float(np.abs(a - b).max())}
+
+
 def scenario_bad(workdir: Path) -> dict:
     bpy, ob = _setup(workdir)
 
@@ -234,5 +306,6 @@ def scenario_bad(workdir: Path) -> dict:
 
 if __name__ == "__main__":
     name, workdir = sys.argv[1], Path(sys.argv[2])
-    result = {"parallax": scenario_parallax, "bad": scenario_bad}[name](workdir)
+    result = {"parallax": scenario_parallax, "bad": scenario_bad, "motion": scenario_motion,
+              "estimate": scenario_estimate}[name](workdir)
     print("RESULT " + json.dumps(result))
