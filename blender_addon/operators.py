@@ -340,6 +340,9 @@ class GID_OT_build_depth_layers(bpy.types.Operator):
     strength: FloatProperty(name="Strength", default=0.05, min=-1.0, max=1.0,
                             description="Move size as a fraction of the camera distance (orbit: radians)")
 
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self, width=420)
+
     def execute(self, context):
         try:
             obj = active_plane(context)
