@@ -141,11 +141,25 @@ def fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     v, wgt = pyramid[-1]
     est = v / np.maximum(wgt, 1e-12)[..., None]
     for v, wgt in reversed(pyramid[:-1]):
-        up = np.repeat(np.repeat(est, 2, axis=0), 2, axis=1)[:v.shape[0], :v.shape[1]]
+        up = _upsample2(est, v.shape[:2])
         a = np.clip(wgt, 0, 1)[..., None]
         est = a * v / np.maximum(wgt, 1e-12)[..., None] + (1 - a) * up
     est[known] = values[known]
     return est.astype(np.float32)
+
+
+def _upsample2(a: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """(h, w, C) -> (H, W, C), H <= 2h: bilinear with pixel centres aligned (no blocks in the filled holes)."""
+    h, w = a.shape[:2]
+    H, W = shape
+    ys = np.clip((np.arange(H) + 0.5) / 2 - 0.5, 0, h - 1)
+    xs = np.clip((np.arange(W) + 0.5) / 2 - 0.5, 0, w - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    top = a[y0][:, x0] * (1 - fx) + a[y0][:, x1] * fx
+    bottom = a[y1][:, x0] * (1 - fx) + a[y1][:, x1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _box(a: np.ndarray, r: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-WIDTH, HEIGHT = 320, 224
+WIDTH, HEIGHT = 640, 448          # the network's own input size: no resampling blur
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
