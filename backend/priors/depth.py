@@ -62,7 +62,11 @@ def estimate_inverse_depth(image: np.ndarray, device: str = "cpu") -> np.ndarray
         raise ValueError(f"depth: a {w}x{h} picture is outside 8..{MAX_PIXELS} pixels")
     small = cv2.resize(image, (pydnet.NET_WIDTH, pydnet.NET_HEIGHT), interpolation=cv2.INTER_AREA)
     x = torch.from_numpy(small).to(device=device, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
-    out = pydnet.predict(x, pydnet.load().to(device))[0, 0].float().cpu().numpy()
+    net = pydnet.load().to(device)
+    # Test-time flip: the mean of the picture's and its mirror's predictions (standard; halves the
+    # left/right bias of this small network).
+    out = 0.5 * (pydnet.predict(x, net) + pydnet.predict(x.flip(-1), net).flip(-1))
+    out = out[0, 0].float().cpu().numpy()
     disp = 1.0 / np.maximum(out, max(float(out.max()), 1e-6) * 1e-3)
     lo, hi = np.percentile(disp, [0.5, 99.5])
     disp = np.clip((disp - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
