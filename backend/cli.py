@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "backend.animate",
     "backend.eval.cli",
     "backend.farm.bake_cli",
+    "backend.depth_cli",
 ]
 
 

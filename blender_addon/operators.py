@@ -12,7 +12,7 @@ import bpy
 import numpy as np
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from . import bake, connection, displacement, fields, storage
+from . import bake, connection, depth_layers, displacement, fields, storage
 from .client import BackendError
 from .animation import default_loop_frames, scene_fps
 
@@ -334,5 +334,98 @@ def export_flow(obj, scene, directory: str | None = None, chunk: int = 16) -> di
     return {"frames": plan.count, "directory": final}
 
 
+# --------------------------------------------------------------------------------------------------------
+# depth layers (2.5D projection)
+
+
+class DepthTask(connection.Task):
+    label = "Estimating depth"
+
+    def __init__(self, image: np.ndarray):
+        super().__init__()
+        self.image = image
+        self.depth = None
+
+    def start(self, cl) -> None:
+        self.submit(cl, "depth", {"image": self.image})
+
+    def on_job_done(self, job) -> None:
+        self.depth = np.asarray(job.result["depth"], np.float32)
+        self.succeed("depth estimated")
+
+
+def estimate_depth(image: np.ndarray, context) -> np.ndarray:
+    """Inverse depth of a uint8 picture: in-process when the backend's package imports here (a Blender whose
+    Python has torch, or tests), else the `depth` op of the connected backend."""
+    try:
+        from backend.priors.depth import estimate_inverse_depth
+    except ImportError:
+        task = connection.run_blocking(DepthTask(image), context, timeout=300.0)
+        if not task.ok or task.depth is None:
+            raise RuntimeError(f"depth estimation failed: {task.message}")
+        return task.depth
+    return estimate_inverse_depth(image)
+
+
+class GID_OT_build_depth_layers(bpy.types.Operator):
+    """Cut the image plane into depth layers (hidden parts filled) seen through a new scene camera that
+    reproduces the picture at frame 1; optional camera move keyframed over the scene's frame range"""
+
+    bl_idname = "gid.build_depth_layers"
+    bl_label = "Build Depth Layers"
+    bl_options = {"REGISTER", "UNDO"}
+
+    depth_path: StringProperty(name="Depth map", subtype="FILE_PATH",
+                               description="EXR or 8/16-bit PNG depth of the picture (empty = estimate it)")
+    depth_kind: EnumProperty(name="Depth kind", default="DISTANCE",
+                             items=(("DISTANCE", "Distance", "Larger values are farther (Z pass, metres)"),
+                                    ("INVERSE", "Inverse", "Larger values are nearer (disparity, gid depth)")))
+    layers: IntProperty(name="Layers", default=0, min=0, max=8,
+                        description="0 = automatic (cuts at depth discontinuities), else 2..8")
+    geometry: EnumProperty(name="Geometry", default="MESH",
+                           items=(("MESH", "Displaced mesh", "Each layer a grid displaced by its depth"),
+                                  ("CARD", "Card", "Each layer a flat card at its median depth")))
+    camera_move: EnumProperty(name="Camera move", default="NONE",
+                              items=[(m, m.title(), f"{m.title()} out and back over the frame range")
+                                     for m in depth_layers.MOVES])
+    strength: FloatProperty(name="Strength", default=0.05, min=-1.0, max=1.0,
+                            description="Move size as a fraction of the camera distance (orbit: radians)")
+
+    def invoke(self, context, event):
+        return context.window_manager.invoke_props_dialog(self, width=420)
+
+    def execute(self, context):
+        try:
+            obj = active_plane(context)
+            plane = displacement.PlaneInfo(obj)
+            size = plane.size
+            rgb = displacement.image_pixels(plane.image)[..., :3]
+            notes = []
+            if self.depth_path:
+                raw = depth_layers.read_depth_pixels(bpy.path.abspath(self.depth_path))
+                kind = self.depth_kind
+            else:
+                raw = estimate_depth(np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8), context)
+                kind = "INVERSE"
+                notes.append("depth estimated (mobilePyDNet, relative)")
+            if self.layers == 1:
+                raise ValueError("layers must be 0 (automatic) or 2..8")
+            raw = depth_layers.fit_depth(raw, size, notes)
+            depth = depth_layers.to_relative_depth(raw, kind)
+            info = depth_layers.build(context, obj, plane, rgb, depth, self.layers, self.geometry,
+                                      self.camera_move, self.strength, storage)
+        except (ValueError, OSError, RuntimeError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        notes += info["notes"]
+        for note in notes:
+            self.report({"WARNING"} if "another aspect" in note else {"INFO"}, note)
+        obj["gid_depth_notes"] = "; ".join(notes)
+        motion = f", motion shared with {info['motion_layers']}" if info["motion_layers"] else ""
+        self.report({"INFO"}, f"{obj.name}: {info['layers']} depth layer(s), camera {info['camera']}{motion}")
+        return {"FINISHED"}
+
+
 CLASSES = (GID_OT_import_image, GID_OT_load_motion, GID_OT_predict_motion, GID_OT_cancel_job,
-           GID_OT_apply_displacement, GID_OT_show_still, GID_OT_bake_sequence, GID_OT_export_flow)
+           GID_OT_apply_displacement, GID_OT_show_still, GID_OT_bake_sequence, GID_OT_export_flow,
+           GID_OT_build_depth_layers)

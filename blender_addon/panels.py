@@ -61,6 +61,13 @@ class GID_PT_main(_Panel, bpy.types.Panel):
             box.label(text=f"{s.variations} variation(s), {s.fps:g} fps, T={s.T}, showing: {s.display.lower()}")
             if s.variations > 1:
                 box.prop(s, "variation")
+        box = layout.box()
+        box.label(text="Depth layers (2.5D)", icon="CAMERA_DATA")
+        row = box.row()
+        row.enabled = not job.busy
+        row.operator("gid.build_depth_layers", icon="MOD_EXPLODE")
+        if obj.get("gid_depth_notes"):
+            box.label(text=str(obj["gid_depth_notes"])[:120])
 
 
 class GID_PT_controls(_Panel, bpy.types.Panel):

@@ -278,3 +278,17 @@ def test_one_kilobyte_simulate_never_costs_more_than_500_mb(tmp_path):
             assert c.ping()["protocol"] == protocol.PROTOCOL_VERSION
     finally:
         stop_local_server(proc)
+
+
+def test_depth_through_the_server(server):
+    """The depth op over real sockets: a float32 map of the picture's size in [0, 1]; bad input refused
+    by the validator before any work."""
+    image = (np.random.default_rng(0).random((40, 72, 3)) * 255).astype(np.uint8)
+    with Client(server, timeout=120) as c:
+        out = c.request("depth", {"image": image})
+    d = out["depth"]
+    assert d.dtype == np.float32 and d.shape == (40, 72)
+    assert np.isfinite(d).all() and d.min() >= 0.0 and d.max() <= 1.0 and d.max() > d.min()
+    assert code_of("depth", {"image": np.zeros((4, 4, 3), np.uint8)}) == INVALID_ARGUMENT
+    assert code_of("depth", {"image": np.zeros((16, 16), np.uint8)}) == INVALID_ARGUMENT
+    assert code_of("depth", {"image": image, "extra": 1}) == INVALID_ARGUMENT

@@ -24,6 +24,8 @@ Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
               -> {displacement: float16 (count,2,h,w)}    (work bounded by count, modes, grid and pokes, not by
               start: `simulate_work`; damping ratios, also rayleigh's, in [0, 1000]; a non-finite or
               beyond-float16 result is an error, never zeros)
+    depth     {image: uint8 (H,W,3)}                        -> {depth: float32 (H,W) inverse depth in [0, 1],
+              1 = nearest, relative (mobilePyDNet + guided upsampling, backend/priors/depth.py)}
     cancel    {target: id}                                  -> {cancelled: bool}   (only the caller's own jobs)
 Test-only (exist only with `gid serve --test-ops`; they exercise the transport without any model):
     _test_sleep     {steps (1..10000), delay=0 (seconds per step, 0..10)} -> {steps}
@@ -217,6 +219,17 @@ def validate_predict(raw: dict, limits: OpLimits) -> dict:
         "guidance": a.number("guidance", None, lo=0.0, hi=100.0),
     }
     a.finish()
+    return out
+
+
+def validate_depth(raw: dict, limits: OpLimits) -> dict:
+    a = Args("depth", raw)
+    out = {"image": _image(a, limits)}
+    a.finish()
+    h, w = out["image"].shape[:2]
+    _reply_bound(a, limits, h * w * 4, "a float32 depth map", "send a smaller picture")
+    if min(h, w) < 8:
+        raise _bad("depth", f"'image' of {w}x{h} is too small (at least 8x8)")
     return out
 
 
@@ -559,6 +572,15 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
             "fps": float(pred.fps), "T": int(pred.T), "size": [int(w), int(h)]}
 
 
+def run_depth(args: dict, models: Models, ctx: JobContext) -> dict:
+    from ..priors.depth import estimate_inverse_depth
+
+    ctx.step("depth", 0.0)
+    depth = estimate_inverse_depth(args["image"], device="cpu")
+    ctx.step("depth", 1.0)
+    return {"depth": np.ascontiguousarray(depth, np.float32)}
+
+
 def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
     try:
         renderer = models.renderer()
@@ -658,6 +680,7 @@ OPS: dict[str, OpSpec] = {spec.name: spec for spec in (
     OpSpec("predict", validate_predict, run_predict),
     OpSpec("render", validate_render, run_render),
     OpSpec("simulate", validate_simulate, run_simulate),
+    OpSpec("depth", validate_depth, run_depth),
     OpSpec("_test_sleep", validate_test_sleep, run_test_sleep, test_only=True),
     OpSpec("_test_spectral", validate_test_spectral, run_test_spectral, test_only=True),
 )}

@@ -1,0 +1,94 @@
+"""Monocular depth for any picture size: mobilePyDNet at its trained 640x448, then edge-aware upsampling.
+
+The network sees the picture resized (aspect not kept: it was trained on phone frames resized the same way).
+Its inverse-depth-like map goes back to full size with a fast guided filter (He & Sun 2015): the local linear
+model q = a * I + b is fitted between the low-resolution guide (grey picture) and the map, then a and b are
+upsampled and applied to the full-resolution guide, so depth edges snap to picture edges. Only numpy/cv2.boxFilter
+and cv2.resize; memory stays a few float32 planes of the full picture (a 4K picture fits well under 1 GB).
+
+Output: float32 (H, W) inverse depth, larger = nearer, normalised to [0, 1] over the picture (relative only).
+
+Sign: the graph's output grows with DISTANCE: the authors' Android app colours it with a plasma list that
+starts at yellow (index 0 = smallest value = nearest), the sky of backend/assets/sample.jpg gets its largest
+values, and on most of scripts/eval_depth_synthetic.py's scenes it correlates negatively with the true inverse
+depth (the weights' notes call it inverse-depth-like; that is not what it does). We take it as depth and invert
+it: 1 / output (the output is positive: ~10..70 on photos).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+MAX_PIXELS = 64_000_000           # refuse absurd inputs (8K x 8K)
+GUIDE_RADIUS = 4                  # box radius at the network resolution (640x448)
+GUIDE_EPS = 1e-3                  # guided-filter regulariser, on a [0, 1] guide
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    import cv2
+
+    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=True, borderType=cv2.BORDER_REFLECT)
+
+
+def guided_upsample(guide_full: np.ndarray, guide_low: np.ndarray, p_low: np.ndarray,
+                    r: int = GUIDE_RADIUS, eps: float = GUIDE_EPS) -> np.ndarray:
+    """Fast guided filter: fit q = a I + b at low resolution, upsample a and b, apply to the full guide."""
+    import cv2
+
+    mean_i, mean_p = _box(guide_low, r), _box(p_low, r)
+    cov_ip = _box(guide_low * p_low, r) - mean_i * mean_p
+    var_i = _box(guide_low * guide_low, r) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    a, b = _box(a, r), _box(b, r)
+    h, w = guide_full.shape
+    a = cv2.resize(a, (w, h), interpolation=cv2.INTER_LINEAR)
+    b = cv2.resize(b, (w, h), interpolation=cv2.INTER_LINEAR)
+    a *= guide_full
+    a += b
+    return a
+
+
+def estimate_inverse_depth(image: np.ndarray, device: str = "cpu") -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (H, W) inverse depth in [0, 1] (1 = nearest)."""
+    import cv2
+    import torch
+
+    from . import pydnet
+
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"depth: expected a uint8 (H, W, 3) RGB picture, got {image.dtype} {image.shape}")
+    h, w = image.shape[:2]
+    if h * w > MAX_PIXELS or min(h, w) < 8:
+        raise ValueError(f"depth: a {w}x{h} picture is outside 8..{MAX_PIXELS} pixels")
+    small = cv2.resize(image, (pydnet.NET_WIDTH, pydnet.NET_HEIGHT), interpolation=cv2.INTER_AREA)
+    x = torch.from_numpy(small).to(device=device, dtype=torch.float32).permute(2, 0, 1)[None] / 255.0
+    net = pydnet.load().to(device)
+    # Test-time flip: the mean of the picture's and its mirror's predictions (standard; halves the
+    # left/right bias of this small network).
+    out = 0.5 * (pydnet.predict(x, net) + pydnet.predict(x.flip(-1), net).flip(-1))
+    out = out[0, 0].float().cpu().numpy()
+    disp = 1.0 / np.maximum(out, max(float(out.max()), 1e-6) * 1e-3)
+    lo, hi = np.percentile(disp, [0.5, 99.5])
+    disp = np.clip((disp - lo) / max(hi - lo, 1e-6), 0.0, 1.0).astype(np.float32)
+    grey_full = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    grey_full *= 1.0 / 255.0
+    grey_low = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).astype(np.float32) / 255.0
+    out = guided_upsample(grey_full, grey_low, disp)
+    np.clip(out, 0.0, 1.0, out=out)
+    return out
+
+
+def write_depth_exr(path, depth: np.ndarray) -> None:
+    """float32 (H, W) -> a float32 ZIP EXR with R = G = B = depth (any viewer or Blender reads it), atomically."""
+    import os
+    from pathlib import Path
+
+    import OpenEXR
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.exr")
+    d = np.ascontiguousarray(depth, np.float32)
+    header = {"compression": OpenEXR.ZIP_COMPRESSION, "type": OpenEXR.scanlineimage}
+    with OpenEXR.File(header, {"R": d, "G": d, "B": d}) as f:
+        f.write(str(tmp))
+    os.replace(tmp, path)
