@@ -58,3 +58,27 @@ def test_semantic_channels_condition_the_unet_without_joining_its_weights(tmp_pa
 def test_unknown_semantic_class_is_rejected():
     with pytest.raises(ValueError, match="semantic_classes"):
         get_preset("tiny").replace(semantic_classes=("palm tree",))
+
+
+def test_train_and_predict_with_semantic_condition_through_the_cli(tmp_path):
+    """gid train vae --set semantic_classes=... then ldm: the condition flows through training and predict."""
+    import shutil
+    from backend.cli import main
+    from backend.motion.predictor import MotionPredictor
+    from tests.motion_fixtures import write_dataset
+    from tests.test_motion_train import SET
+    data = write_dataset(tmp_path / "data", 8, size=(64, 32))
+    run = tmp_path / "run"
+    common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4", "--holdout-every", "4"]
+    assert main(["train", "vae", *common, "--steps", "1", "--batch", "4", "--eval-every", "1", "--set", *SET,
+                 'semantic_classes=["vegetation","sky"]']) == 0
+    assert main(["train", "ldm", *common, "--steps", "1", "--batch", "4", "--eval-every", "1",
+                 "--sample-steps", "1"]) == 0
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(run / "vae", ckpt / "vae")
+    shutil.copytree(run / "ldm", ckpt / "ldm")
+    model = MotionPredictor.load(ckpt, device="cpu")
+    assert model.pipeline.unet.config.semantic_classes == ("vegetation", "sky")
+    img = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
+    pred = model.predict(img, steps=1)
+    assert np.isfinite(pred.spectral).all()
