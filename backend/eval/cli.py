@@ -31,7 +31,7 @@ def cmd_eval(args) -> int:
         device=args.device, max_scenes=args.max_scenes, use_model=not args.no_model,
         use_renderer=not args.no_render, progress=_say, command=["gid"] + sys.argv[1:],
         guidance=args.guidance, sampler=args.sampler, refine=not args.no_refine, spread=args.spread,
-        use_semantic=not args.no_semantic_prior)
+        use_semantic=not args.no_semantic_prior, semantic_fit=args.semantic_fit)
     write_json_atomic(args.json, results)
     _say(f"wrote {args.json}")
     if args.report:
@@ -80,6 +80,8 @@ def register(subparsers) -> None:
                    help="with --max-scenes: N scenes evenly spaced over each set instead of the first N (a real "
                         "set holds several windows of each clip in a row)")
     p.add_argument("--no-semantic-prior", action="store_true", help="skip the semantic-prior baseline (ESPNet)")
+    p.add_argument("--semantic-fit", help="semantic-prior fit JSON (default: the shipped "
+                                          "backend/weights/priors/espnet/semantic_amounts.json)")
     p.add_argument("--no-refine", action="store_true",
                    help="skip the model's image-guided refiner (motion on its working grid, as the VAE decodes it)")
     p.add_argument("--no-model", action="store_true", help="baselines only")

@@ -311,7 +311,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
              use_renderer: bool = True, progress: Callable[[str], None] | None = None,
              command: list[str] | None = None, guidance: float | None = None,
              sampler: str | None = None, refine: bool = True, spread: bool = False,
-             use_semantic: bool = True) -> tuple[dict, list[dict]]:
+             use_semantic: bool = True, semantic_fit: str | Path | None = None) -> tuple[dict, list[dict]]:
     """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes).
 
     max_scenes: the first N scenes of each set, or with `spread` N scenes evenly spaced over it (real-clip sets
@@ -341,8 +341,9 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
     if use_semantic:
         try:
             from backend.priors.semantic_amount import FIT_FILE, SemanticAmountPrior
-            semantic = SemanticAmountPrior.load(device="cpu")
-            semantic_status = {"status": "ok", "fit": str(FIT_FILE), "sources": {
+            semantic = SemanticAmountPrior.load(semantic_fit, device="cpu")
+            semantic_status = {"status": "ok", "fit": str(semantic_fit or FIT_FILE), "weights": semantic.fit["weights"],
+                               "sources": {
                 k: v["samples"] for k, v in semantic.fit["sources"].items()}}
         except (ImportError, FileNotFoundError, ValueError, KeyError) as exc:
             semantic_status = {"status": "missing", "why": f"{type(exc).__name__}: {exc}"}
