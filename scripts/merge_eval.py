@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.eval.evaluate import aggregate, write_json_atomic  # noqa: E402
 
-MUST_AGREE = ("kind", "version", "samples", "steps", "guidance", "sampler", "refine", "loop_frames")
+MUST_AGREE = ("kind", "version", "samples", "steps", "guidance", "sampler", "refine", "loop_frames", "spread")
 
 
 def merge(parts: list[dict], names: list[str]) -> dict:
@@ -40,6 +40,7 @@ def merge(parts: list[dict], names: list[str]) -> dict:
             into = merged["sets"].setdefault(set_name, {"folder": [], "scenes": []})
             into["folder"].append(data["folder"])
             into["scenes"].extend(data["scenes"])
+            into["real"] = into.get("real", True) and bool(data.get("real", False))
     for data in merged["sets"].values():
         data["aggregate"] = aggregate(data["scenes"])
     return merged

@@ -157,7 +157,7 @@ def test_eval_split_across_processes_merges_to_the_whole_run(tiny_sets, tmp_path
     for method, figures in whole.items():
         for key, value in figures.items():
             if isinstance(value, float) and key != "predict_s":
-                assert merged[method][key] == pytest.approx(value, rel=1e-5, abs=1e-9), (method, key)
+                assert merged[method][key] == pytest.approx(value, rel=1e-5, abs=1e-9, nan_ok=True), (method, key)
     # the second part run from seed 0 would sample other noise than the whole run: refused
     done = subprocess.run([*merge, str(tmp_path / "a.json"), str(tmp_path / "a.json"), "--json",
                            str(tmp_path / "bad.json")], capture_output=True, text=True)
@@ -199,3 +199,39 @@ def test_bar_b_ceilings_agree_with_gid_eval(tiny_sets, tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "bar_b_ceilings.py"), "--data",
                            str(tmp_path / "real")], capture_output=True, text=True)
     assert done.returncode == 2 and "no generation seed" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.timeout(300)
+def test_gid_eval_reports_real_sets_with_the_semantic_prior_and_still_figure(tiny_sets, tmp_path):
+    from backend.eval.report import quality_table_md
+    from backend.priors.semantic_amount import FIT_FILE
+    test, train = tiny_sets
+    # a "real" set: the same scenes without their generation seed (as `gid data from-video` writes them),
+    # a third copy so that --spread has something to skip
+    real = tmp_path / "real_val"
+    real.mkdir()
+    for i, src in enumerate(sorted(test.glob("sample_*.npz")) * 2):
+        with np.load(src, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in ("image", "spectral", "valid", "fps", "T")}
+        arrays["spectral"][:, :, :, : arrays["spectral"].shape[-1] // 3] = 0     # a still left third
+        np.savez(real / f"sample_{i:06d}.npz", **arrays)
+    out = tmp_path / "eval.json"
+    rc = cli.main(["eval", "--json", str(out), "--data", str(test), str(real), "--train-data", str(train),
+                   "--samples", "1", "--steps", "2", "--device", "cpu", "--no-render", "--max-scenes", "2",
+                   "--spread"])
+    assert rc == 0
+    res = json.loads(out.read_text())
+    assert res["sets"]["tiny_test"]["real"] is False and res["sets"]["real_val"]["real"] is True
+    # --spread: 2 of the 4 real scenes, first and last
+    assert [s["name"] for s in res["sets"]["real_val"]["scenes"]] == ["sample_000000", "sample_000003"]
+    agg = res["sets"]["real_val"]["aggregate"]
+    assert agg["no_motion"]["still_ratio"] != agg["no_motion"]["still_ratio"]       # NaN: no motion at all
+    assert 0 < agg["truth"]["still_fraction"] < 1
+    assert agg["smooth_noise"]["still_ratio"] > 0.3                                 # noise ignores where
+    if FIT_FILE.is_file():
+        assert res["semantic_prior"]["status"] == "ok"
+        assert {"semantic_prior"} <= set(agg) and agg["semantic_prior"]["motion_amount_px"] > 0
+    table = quality_table_md(res)
+    assert "**real_val** (real photos" in table and "**tiny_test** (synthetic" in table
+    if res["model"]["status"] == "ok":
+        assert "Real-photo bars (issue 20)" in table and "still/moving" in table

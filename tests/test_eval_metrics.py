@@ -132,3 +132,20 @@ def test_baselines_shapes_and_matched_amplitude(tmp_path):
     assert small.shape == (K, 4, 6, 10)
     with pytest.raises(FileNotFoundError):
         baselines.mean_amplitude_spectral([tmp_path / "nope"], (10, 6))
+
+
+def test_still_ratio_is_motion_on_still_pixels_over_moving():
+    from backend.eval.metrics import STILL_PX, still_ratio
+    true = np.zeros((4, 6))
+    true[:, 3:] = 1.0                                   # right half moves, left half still
+    assert still_ratio(true, true) == 0.0               # the truth itself: nothing on the still half
+    assert still_ratio(np.ones((4, 6)), true) == 1.0    # uniform motion: as much on still as on moving pixels
+    pred = np.where(true > 0, 2.0, 0.5)
+    assert still_ratio(pred, true) == pytest.approx(0.25)
+    # 'still' is below STILL_PX of true motion; a mask restricts both groups
+    almost = np.where(true > 0, 1.0, 0.9 * STILL_PX)
+    assert still_ratio(pred, almost) == pytest.approx(0.25)
+    valid = np.ones((4, 6), bool)
+    valid[:, :3] = False
+    assert np.isnan(still_ratio(pred, true, valid))     # no still pixel left: no figure
+    assert np.isnan(still_ratio(np.zeros((4, 6)), true))

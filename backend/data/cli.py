@@ -52,6 +52,9 @@ def register(subparsers) -> None:
     p.add_argument("--out", required=True, help="stats.json")
     p.add_argument("--plot", help="power spectrum PNG")
     p.add_argument("--max-samples", type=int, default=2000, help="use at most this many samples (random)")
+    p.add_argument("--by-kind", action="store_true",
+                   help="also per kind of scene (real clips: from the video name; synthetic: the generator's "
+                        "kind): power spectrum slope, peak term, tail share, motion amount (all samples)")
     p.set_defaults(func=_stats)
 
 
@@ -102,5 +105,6 @@ def _eulerian_from_video(args) -> int:
 def _stats(args) -> int:
     from .stats import run_stats
 
-    run_stats(args.folders, args.out, plot=args.plot, max_samples=args.max_samples, log=lambda m: print(m, flush=True))
+    run_stats(args.folders, args.out, plot=args.plot, max_samples=args.max_samples, log=lambda m: print(m, flush=True),
+              by_kind=args.by_kind)
     return 0

@@ -392,6 +392,11 @@ def candle(sc: Scene, rng, x, table_y, scale):
 # compositions
 
 
+def kind_of_seed(seed: int) -> str:
+    """The kind `build_scene` draws for a sample generated from `seed` with no kind given (its rng's first draw)."""
+    return str(np.random.default_rng(seed).choice(SCENE_KINDS, p=_KIND_WEIGHTS))
+
+
 def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: float, kind: str | None = None) -> Scene:
     """A random scene of the given kind (or a random kind) at size (W, H)."""
     w, h = size

@@ -19,7 +19,8 @@ from .contact import energy_map
 from .samples import list_samples, load_sample
 
 
-def run_stats(folders, out, plot=None, max_samples: int = 2000, seed: int = 0, log=print) -> dict:
+def run_stats(folders, out, plot=None, max_samples: int = 2000, seed: int = 0, log=print,
+              by_kind: bool = False) -> dict:
     paths = list_samples(folders)
     if not paths:
         raise ValueError(f"no sample_*.npz files in {folders}")
@@ -53,6 +54,9 @@ def run_stats(folders, out, plot=None, max_samples: int = 2000, seed: int = 0, l
               "freq_hz": [float(f) for f in freq], "power_x": [float(v) for v in power[:, 0]],
               "power_y": [float(v) for v in power[:, 1]],
               "mean_moving_px": float(np.mean(moving)) if moving else 0.0}
+    if by_kind:
+        result["by_kind"] = stats_by_kind(folders)
+        log(by_kind_table(result["by_kind"]))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
@@ -106,3 +110,92 @@ def write_power_plot(path, freq_hz: np.ndarray, power_x: np.ndarray, power_y: np
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix or '.png'}")
     cv2.imwrite(str(tmp), img[..., ::-1])
     os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------------------------------------
+# spectra by kind of scene (issue 20: how real clips move, per kind, against the synthetic scenes)
+
+# gid_loops clips by what they show (checked by eye on their first frames); other clips by keywords in the name.
+# "cloth" also holds other hanging things that swing (a glove line, paper lanterns).
+CLIP_KINDS = {"1077930398_loop_28.mp4": "trees", "leaves_loop.mp4": "trees", "tree_0_loop.mp4": "trees",
+              "cherryblossm_loop.mp4": "trees", "fern_loop.mp4": "trees", "8531246_loop_29.mp4": "trees",
+              "6133103-loop.mp4": "trees", "grapes_loop.mp4": "trees",
+              "flower_0_loop.mp4": "flowers", "pink-rose_loop.mp4": "flowers", "yellow_loop.mp4": "flowers",
+              "wildflower_loop.mp4": "grass",
+              "candle_0.mp4": "candles", "candle_3_loop.mp4": "candles", "23866663_loop_28.mp4": "candles",
+              "cloth_loop.mp4": "cloth", "glove_loop.mp4": "cloth", "latern_loop.mp4": "cloth",
+              "latern_2_loop.mp4": "cloth", "cat_loop.mp4": "other"}
+KIND_KEYWORDS = (("candle", "candles"), ("flame", "candles"), ("grass", "grass"), ("wheat", "grass"),
+                 ("meadow", "grass"), ("field", "grass"), ("flower", "flowers"), ("rose", "flowers"),
+                 ("tree", "trees"), ("leaves", "trees"), ("leaf", "trees"), ("branch", "trees"),
+                 ("cloth", "cloth"), ("flag", "cloth"), ("curtain", "cloth"), ("lantern", "cloth"))
+TAIL_FROM_K = 5            # "tail" = share of the power at terms k >= 5 (>= 1 Hz for 5 s clips)
+
+
+def clip_kind(video: str) -> str:
+    name = Path(video).name
+    if name in CLIP_KINDS:
+        return CLIP_KINDS[name]
+    low = name.lower()
+    return next((kind for word, kind in KIND_KEYWORDS if word in low), "other")
+
+
+def sample_kinds(folder: Path, paths: list[Path]) -> list[str]:
+    """Kind of each sample: real clips from the folder's windows.json (video name), synthetic ones from their seed."""
+    index = folder / "windows.json"
+    windows = json.loads(index.read_text()) if index.is_file() else {}
+    kinds = []
+    for p in paths:
+        key = p.stem.split("_", 1)[1]
+        if key in windows:
+            kinds.append(clip_kind(windows[key]["video"]))
+            continue
+        with np.load(p, allow_pickle=False) as z:
+            if "seed" not in z.files:
+                raise ValueError(f"{p}: neither in {index} nor a synthetic sample with a seed: kind unknown")
+            from .scenes import kind_of_seed
+            kinds.append("synthetic " + kind_of_seed(int(z["seed"])))
+    return kinds
+
+
+def spectrum_figures(power: np.ndarray) -> dict:
+    """From a mean power spectrum P(k), k = 1..K-1 (px^2): log-log slope, peak term, tail share."""
+    k = np.arange(1, len(power) + 1, dtype=np.float64)
+    slope = float(np.polyfit(np.log10(k), np.log10(np.maximum(power, 1e-12)), 1)[0])
+    return {"slope": slope, "peak_k": int(k[int(np.argmax(power))]),
+            "tail_share": float(power[TAIL_FROM_K - 1:].sum() / max(power.sum(), 1e-30))}
+
+
+def stats_by_kind(folders, ref_width: int = 256) -> dict:
+    """Per kind: samples, mean power spectrum of the pixel swing per term (px^2 on a ref_width-wide grid, mean over
+    samples and valid pixels), its slope / peak term / tail share, and the motion amount (mean energy, px)."""
+    from backend.eval.metrics import energy_map as mean_energy_map, power_spectrum
+    groups: dict[str, dict] = {}
+    for folder in folders:
+        folder = Path(folder)
+        paths = list_samples([folder])
+        for p, kind in zip(paths, sample_kinds(folder, paths)):
+            s = load_sample(p, keys=("spectral", "T", "valid"))
+            spec = np.asarray(s["spectral"], np.float32)
+            valid = np.asarray(s["valid"], bool)
+            scale = ref_width / spec.shape[-1]
+            g = groups.setdefault(kind, {"samples": 0, "power": 0.0, "amount": 0.0})
+            g["samples"] += 1
+            g["power"] = g["power"] + power_spectrum(spec, int(s["T"]), valid) * scale ** 2
+            g["amount"] += float(mean_energy_map(spec, int(s["T"]))[valid].mean()) * scale
+    out = {}
+    for kind in sorted(groups):
+        g = groups[kind]
+        power = g["power"] / g["samples"]
+        out[kind] = {"samples": g["samples"], "amount_px": g["amount"] / g["samples"],
+                     "power_px2": [float(v) for v in power], **spectrum_figures(power)}
+    return out
+
+
+def by_kind_table(by_kind: dict) -> str:
+    lines = ["| kind | samples | amount px | slope (log P vs log k) | peak term | tail share (k >= 5) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for kind, f in by_kind.items():
+        lines.append(f"| {kind} | {f['samples']} | {f['amount_px']:.3f} | {f['slope']:.2f} | {f['peak_k']} | "
+                     f"{f['tail_share']:.2f} |")
+    return "\n".join(lines)

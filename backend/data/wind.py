@@ -26,6 +26,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+# Gust spectrum: corner of the slow (gust) band, order of the fast (turbulent) band. Issue 20 tried (0.12, 0.35)
+# and 1 to move the synthetic spectra towards the real clips' (peak at k = 1-2): the tails broadened but the peaks
+# stayed at k = 2-5, set by the oscillators' natural frequencies (MODEL_CARD, "Real photos"); kept as they were.
+SLOW_CUTOFF_HZ = (0.25, 0.7)
+FAST_ORDER = 2
+
+
 def band_gain(f: np.ndarray, cutoff_hz: float, order: int = 2, highpass_hz: float = 0.0) -> np.ndarray:
     """Amplitude spectrum 1 / sqrt(1 + (f/fc)^(2 order)) at frequencies f; highpass_hz > 0 also removes slow
     drift below that frequency (a band-pass, for flicker and flutter)."""
@@ -75,8 +82,8 @@ class Wind:
         # One gust signal: a slow band (gusts) plus a faster one (turbulence), each term one phase. Gusts push
         # along the mean wind (x sign follows it) with a little vertical component.
         f = np.fft.rfftfreq(self.n, self.dt)
-        slow = band_gain(f, r.uniform(0.25, 0.7))
-        fast = band_gain(f, r.uniform(0.8, 2.0)) * r.uniform(0.3, 0.8)
+        slow = band_gain(f, r.uniform(*SLOW_CUTOFF_HZ))
+        fast = band_gain(f, r.uniform(0.8, 2.0), order=FAST_ORDER) * r.uniform(0.3, 0.8)
         self.gust = multisine(r, np.sqrt(slow**2 + fast**2), self.n) * r.uniform(0.6, 1.2)
         self.axis = np.array([np.sign(self.direction[0]), r.uniform(-0.35, 0.35)])
         # Gusts are stronger in some parts of the frame: a smooth spatial gain 1 +- spatial_gain.

@@ -30,7 +30,8 @@ def cmd_eval(args) -> int:
         train_data=args.train_data if args.train_data is not None else DEFAULT_TRAIN, seed=args.seed,
         device=args.device, max_scenes=args.max_scenes, use_model=not args.no_model,
         use_renderer=not args.no_render, progress=_say, command=["gid"] + sys.argv[1:],
-        guidance=args.guidance, sampler=args.sampler, refine=not args.no_refine)
+        guidance=args.guidance, sampler=args.sampler, refine=not args.no_refine, spread=args.spread,
+        use_semantic=not args.no_semantic_prior, semantic_fit=args.semantic_fit)
     write_json_atomic(args.json, results)
     _say(f"wrote {args.json}")
     if args.report:
@@ -76,6 +77,12 @@ def register(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--max-scenes", type=int, help="only the first N scenes of each set")
+    p.add_argument("--spread", action="store_true",
+                   help="with --max-scenes: N scenes evenly spaced over each set instead of the first N (a real "
+                        "set holds several windows of each clip in a row)")
+    p.add_argument("--no-semantic-prior", action="store_true", help="skip the semantic-prior baseline (ESPNet)")
+    p.add_argument("--semantic-fit", help="semantic-prior fit JSON (default: the shipped "
+                                          "backend/weights/priors/espnet/semantic_amounts.json)")
     p.add_argument("--no-refine", action="store_true",
                    help="skip the model's image-guided refiner (motion on its working grid, as the VAE decodes it)")
     p.add_argument("--no-model", action="store_true", help="baselines only")

@@ -27,7 +27,7 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "resimulated_amount",
+METHODS = ("ours", "no_motion", "train_mean", "semantic_prior", "smooth_noise", "resimulated", "resimulated_amount",
            "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
@@ -39,10 +39,14 @@ METHODS = ("ours", "no_motion", "train_mean", "smooth_noise", "resimulated", "re
 # back: the best any sample of this model can score (a sampler that found the truth's latents exactly).
 # "model_vae_hidden" takes "resimulated_hidden" through the same grid and VAE: what a perfect image-only denoiser
 # paired with this model's VAE would score, i.e. the ceiling of a better-trained U-Net on today's VAE.
+# "semantic_prior" (issue 20): motion amount per pixel from ESPNet's class maps alone, fitted on the training
+# data, with the training set's mean spectrum (`backend.priors.semantic_amount`): what a model must beat to
+# show it sees more in a picture than which classes it contains.
 ORACLE_WIND_SEED = 7
 HIDDEN_FREQ_JITTER = 0.4
 LOOP_FRAMES = 60              # scene frames of the loop checked for seams (2 s at 30 fps)
 RENDER_FRAMES = 6             # frames per scene scored for rendering (evenly spaced over the clip)
+NAN_AWARE = {"still_ratio"}   # figures that a scene may lack (NaN); the aggregate averages the others
 
 
 @dataclass
@@ -210,7 +214,7 @@ def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
 def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, samples: int, steps: int | None,
                    seed: int, renderer=None, keep_arrays: bool = False, ctx=None,
                    mean_T: int = 150, guidance: float | None = None,
-                   sampler: str | None = None, refine: bool = True) -> tuple[dict, dict]:
+                   sampler: str | None = None, refine: bool = True, semantic=None) -> tuple[dict, dict]:
     """Figures of every method on one scene -> (json dict, arrays for the report or {})."""
     H, W = scene.image.shape[:2]
     K = scene.spectral.shape[0]
@@ -219,6 +223,8 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
     # The mean was taken over clips of mean_T frames: S grows with T, rescale so the pixel amplitudes match.
     candidates["train_mean"] = (None if mean_spectral is None else
                                 resample_spectral(mean_spectral, (W, H))[:K] * (scene.T / mean_T))
+    if semantic is not None:
+        candidates["semantic_prior"] = semantic.spectral(scene.image, scene.T, K)
     candidates["smooth_noise"] = baselines.smooth_noise(scene.spectral, scene.T, seed=seed)
     candidates.update(resimulated_candidates(scene))
     result: dict = {"name": scene.name, "size": [W, H], "T": scene.T, "fps": scene.fps, "methods": {}}
@@ -252,7 +258,8 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
         f.update(seam_figures(spec, scene))
         result["methods"][name] = f
     energy = np.sqrt((truth_tex.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
-    truth = {"motion_amount_px": float(energy[scene.valid].mean())}
+    truth = {"motion_amount_px": float(energy[scene.valid].mean()),
+             "still_fraction": float((energy[scene.valid] < metrics.STILL_PX).mean())}
     truth.update(seam_figures(scene.spectral, scene))
     result["methods"]["truth"] = truth
     result["rendering"] = render_figures(renderer, scene, ctx)
@@ -273,7 +280,10 @@ def aggregate(scenes: list[dict]) -> dict:
     for m in names:
         rows = [s["methods"][m] for s in scenes if m in s["methods"]]
         keys = [k for k in rows[0] if isinstance(rows[0][k], (int, float))]
-        out[m] = {k: float(np.mean([r[k] for r in rows])) for k in keys if k != "samples"}
+        # still_ratio is NaN where a scene has no still (or no moving) pixels: averaged over the scenes that have one
+        out[m] = {k: float(np.nanmean([r[k] for r in rows]) if k in NAN_AWARE and
+                           not np.isnan([r[k] for r in rows]).all() else np.mean([r[k] for r in rows]))
+                  for k in keys if k != "samples"}
         out[m]["scenes"] = len(rows)
     render: dict = {}
     for mode in ("still", "splat", "ibr"):
@@ -300,8 +310,14 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
              max_scenes: int | None = None, report_scenes: int = 3, use_model: bool = True,
              use_renderer: bool = True, progress: Callable[[str], None] | None = None,
              command: list[str] | None = None, guidance: float | None = None,
-             sampler: str | None = None, refine: bool = True) -> tuple[dict, list[dict]]:
-    """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes)."""
+             sampler: str | None = None, refine: bool = True, spread: bool = False,
+             use_semantic: bool = True, semantic_fit: str | Path | None = None) -> tuple[dict, list[dict]]:
+    """Evaluate every test set (folder) -> (results JSON, per-set arrays of the first `report_scenes` scenes).
+
+    max_scenes: the first N scenes of each set, or with `spread` N scenes evenly spaced over it (real-clip sets
+    hold several windows per clip in a row: spread picks across clips). A set is marked "real" when none of its
+    scenes carries a generation seed (real clips), and gets the real-photo bars in the report.
+    """
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, got {samples}")
     say = progress or (lambda msg: None)
@@ -321,12 +337,23 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         except (FileNotFoundError, ValueError) as exc:
             mean_status = {"status": "missing", "why": str(exc)}
     say(f"train_mean baseline: {mean_status.get('status')} {mean_status.get('why', '')}".strip())
+    semantic, semantic_status = None, {"status": "missing", "why": "disabled"}
+    if use_semantic:
+        try:
+            from backend.priors.semantic_amount import FIT_FILE, SemanticAmountPrior
+            semantic = SemanticAmountPrior.load(semantic_fit, device="cpu")
+            semantic_status = {"status": "ok", "fit": str(semantic_fit or FIT_FILE), "weights": semantic.fit["weights"],
+                               "sources": {
+                k: v["samples"] for k, v in semantic.fit["sources"].items()}}
+        except (ImportError, FileNotFoundError, ValueError, KeyError) as exc:
+            semantic_status = {"status": "missing", "why": f"{type(exc).__name__}: {exc}"}
+    say(f"semantic_prior baseline: {semantic_status.get('status')} {semantic_status.get('why', '')}".strip())
     results: dict = {
         "kind": "gid-eval", "version": 1,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command or [], "versions": versions(), "seed": seed, "samples": samples, "steps": steps,
         "guidance": guidance, "sampler": sampler, "refine": refine, "device": device, "model": model_status,
-        "renderer": render_status, "train_mean": mean_status,
+        "renderer": render_status, "train_mean": mean_status, "semantic_prior": semantic_status, "spread": spread,
         "loop_frames": LOOP_FRAMES, "sets": {},
     }
     arrays_per_set: list[dict] = []
@@ -334,19 +361,24 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
         folder = Path(folder)
         files = list_samples([folder])
         if max_scenes is not None:
-            files = files[:max_scenes]
+            files = (files[:max_scenes] if not spread or max_scenes >= len(files) else
+                     [files[i] for i in np.unique(np.linspace(0, len(files) - 1, max_scenes).round().astype(int))])
         if not files:
             raise FileNotFoundError(f"no sample_*.npz in {folder}")
         set_name = folder.name if folder.name not in ("val", "test") else f"{folder.parent.name}_{folder.name}"
         scenes, kept = [], []
+        real = True
         for i, path in enumerate(files):
             say(f"{set_name}: scene {i + 1}/{len(files)} {path.name}")
-            res, arr = evaluate_scene(load_scene(path), predictor, mean_spec, samples, steps, seed + i, renderer,
+            scene = load_scene(path)
+            real = real and scene.seed is None
+            res, arr = evaluate_scene(scene, predictor, mean_spec, samples, steps, seed + i, renderer,
                                       keep_arrays=i < report_scenes, mean_T=mean_T, guidance=guidance,
-                                      sampler=sampler, refine=refine)
+                                      sampler=sampler, refine=refine, semantic=semantic)
             scenes.append(res)
             if arr:
                 kept.append(arr)
-        results["sets"][set_name] = {"folder": str(folder), "scenes": scenes, "aggregate": aggregate(scenes)}
+        results["sets"][set_name] = {"folder": str(folder), "real": real, "scenes": scenes,
+                                     "aggregate": aggregate(scenes)}
         arrays_per_set.append({"set": set_name, "scenes": kept})
     return results, arrays_per_set

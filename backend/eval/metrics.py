@@ -18,6 +18,7 @@ import numpy as np
 from shared.spectral import displacement_at, term_amplitudes, to_complex
 
 EPS_POWER = 1e-8          # px^2: floor of the power spectrum before the log (a spectrum of "no motion")
+STILL_PX = 0.05           # px: a pixel whose true energy (mean ||F_t - F_0||) is below this is "still" (issue 20)
 
 
 def _mask(valid: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -122,6 +123,23 @@ def motion_amount(spectral: np.ndarray, T: int, valid: np.ndarray | None = None)
     return float(energy_map(spectral, T)[m].mean())
 
 
+def still_ratio(pred_energy: np.ndarray, true_energy: np.ndarray, valid: np.ndarray | None = None,
+                still_px: float = STILL_PX) -> float:
+    """Mean predicted energy on truly still pixels (true energy < still_px) over that on moving pixels.
+
+    "Still where it should be still" (issue 20): 0 = no motion leaks onto what does not move; 1 = still and
+    moving pixels get as much motion. NaN when the valid pixels are all still or all moving (no figure), and
+    NaN for a prediction with no motion on the moving pixels.
+    """
+    m = _mask(valid, np.shape(true_energy))
+    e_pred = np.asarray(pred_energy, np.float64)[m]
+    still = np.asarray(true_energy, np.float64)[m] < still_px
+    if still.all() or not still.any():
+        return float("nan")
+    moving = float(e_pred[~still].mean())
+    return float(e_pred[still].mean()) / moving if moving > 0 else float("nan")
+
+
 def loop_seam(displacement: np.ndarray, valid: np.ndarray | None = None) -> dict:
     """Seam of an n-frame loop, from the motion at frames 0..n+1 (n + 2 frames, (n+2, 2, H, W)).
 
@@ -166,6 +184,7 @@ def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray
         "log_power_distance": log_power_distance(pred, true, T, valid)["mean"],
         "energy_correlation": correlation(e_pred, e_true, valid),
         "motion_amount_px": float(e_pred[m].mean()),
+        "still_ratio": still_ratio(e_pred, e_true, valid),
         "epe_px": epe,
     }
 

@@ -16,6 +16,7 @@ import numpy as np
 from . import metrics
 
 METHOD_LABELS = {"ours": "ours (GID)", "no_motion": "no motion", "train_mean": "training-set mean",
+                 "semantic_prior": "semantic prior (ESPNet classes, mean spectrum)",
                  "smooth_noise": "smooth noise (matched amplitude)",
                  "resimulated": "ceiling: true physics, fresh wind",
                  "resimulated_amount": "ceiling: fresh wind, true amount",
@@ -29,7 +30,7 @@ COLORS = {"truth": (20, 20, 20), "ours": (40, 40, 220), "no_motion": (150, 150, 
 QUALITY_COLUMNS = [
     ("amplitude_error_px", "amp. err px ↓", 3), ("amplitude_ratio", "amp. ratio (1)", 2),
     ("log_power_distance", "log-power dist ↓", 2), ("energy_correlation", "energy corr ↑", 2),
-    ("motion_amount_px", "motion px", 2), ("epe_best_px", "EPE best px", 2), ("epe_mean_px", "EPE mean px", 2),
+    ("motion_amount_px", "motion px", 2), ("still_ratio", "still/moving ↓", 2), ("epe_best_px", "EPE best px", 2), ("epe_mean_px", "EPE mean px", 2),
     ("loop_seam_ratio", "loop seam ↓", 3), ("cut_seam_ratio", "cut seam", 2),
 ]
 
@@ -66,6 +67,59 @@ def motion_bars(agg: dict) -> dict | None:
             out[f"{m}_amp_err_vs_no_motion"] = agg[m]["amplitude_error_px"] / ref
             out[f"{m}_energy_correlation"] = agg[m]["energy_correlation"]
     return out
+
+
+def real_photo_bars(agg: dict) -> dict | None:
+    """The real-photo bars (issue 20) from a real set's aggregate; None without "ours".
+
+    energy-map correlation >= 0.5 (mean over samples); motion amount ratio in 0.67..1.5; log power-spectrum
+    distance below the training-set mean's; still/moving <= 0.25 (mean predicted motion on pixels whose true
+    motion < 0.05 px over that on moving pixels); and each figure better than the semantic prior's (amount: the
+    ratio closer to 1 in log terms).
+    """
+    ours = agg.get("ours")
+    if not ours:
+        return None
+    mean, sem = agg.get("train_mean"), agg.get("semantic_prior")
+    out = {"energy_correlation": ours["energy_correlation"], "corr_pass": ours["energy_correlation"] >= 0.5,
+           "amplitude_ratio": ours["amplitude_ratio"], "amount_pass": 0.67 <= ours["amplitude_ratio"] <= 1.5,
+           "log_power_distance": ours["log_power_distance"],
+           "train_mean_log_power_distance": None if not mean else mean["log_power_distance"],
+           "still_ratio": ours.get("still_ratio", float("nan"))}
+    out["lpd_pass"] = None if not mean else ours["log_power_distance"] < mean["log_power_distance"]
+    out["still_pass"] = out["still_ratio"] <= 0.25
+    if sem:
+        out["semantic"] = {k: sem.get(k) for k in ("energy_correlation", "amplitude_ratio", "log_power_distance",
+                                                   "still_ratio")}
+        beats = {"energy_correlation": ours["energy_correlation"] > sem["energy_correlation"],
+                 "amplitude_ratio": abs(math.log(max(ours["amplitude_ratio"], 1e-9)))
+                 < abs(math.log(max(sem["amplitude_ratio"], 1e-9))),
+                 "log_power_distance": ours["log_power_distance"] < sem["log_power_distance"],
+                 "still_ratio": ours.get("still_ratio", math.inf) < sem.get("still_ratio", math.nan)}
+        out["beats_semantic"] = beats
+        out["semantic_pass"] = all(beats.values())
+    else:
+        out["semantic_pass"] = None
+    return out
+
+
+def _real_bars_md(b: dict) -> str:
+    def ok(v):
+        return "n/a" if v is None else ("pass" if v else "**fails**")
+    line = (f"Real-photo bars (issue 20): energy correlation {b['energy_correlation']:.2f} >= 0.5: "
+            f"{ok(b['corr_pass'])}; amount {b['amplitude_ratio']:.2f}x in 0.67..1.5: {ok(b['amount_pass'])}; "
+            f"log power-spectrum distance {b['log_power_distance']:.2f}"
+            + ("" if b["train_mean_log_power_distance"] is None else
+               f" below the training-set mean's {b['train_mean_log_power_distance']:.2f}") + f": {ok(b['lpd_pass'])}; "
+            f"still/moving {b['still_ratio']:.2f} <= 0.25: {ok(b['still_pass'])}")
+    if b.get("semantic"):
+        s = b["semantic"]
+        lost = [k for k, v in b["beats_semantic"].items() if not v]
+        line += (f"; better than the semantic prior (corr {s['energy_correlation']:.2f}, amount "
+                 f"{s['amplitude_ratio']:.2f}x, log power {s['log_power_distance']:.2f}, still/moving "
+                 f"{s['still_ratio']:.2f}) on every figure: {ok(b['semantic_pass'])}"
+                 + ("" if not lost else f" (not on {', '.join(lost)})"))
+    return line + "."
 
 
 def _bars_md(b: dict) -> str:
@@ -107,7 +161,8 @@ def quality_table_md(results: dict) -> str:
     for set_name, s in results.get("sets", {}).items():
         agg = s["aggregate"]
         n = max((v.get("scenes", 0) for k, v in agg.items() if k != "rendering"), default=0)
-        lines.append(f"**{set_name}** ({n} scenes, {results.get('samples')} samples per scene for ours, "
+        kind = "real photos" if s.get("real") else "synthetic"
+        lines.append(f"**{set_name}** ({kind}; {n} scenes, {results.get('samples')} samples per scene for ours, "
                      f"seed {results.get('seed')})\n")
         lines.append("| method | " + " | ".join(c[1] for c in QUALITY_COLUMNS) + " |")
         lines.append("|---|" + "---:|" * len(QUALITY_COLUMNS))
@@ -120,6 +175,9 @@ def quality_table_md(results: dict) -> str:
         bars = motion_bars(agg)
         if bars:
             lines.append(_bars_md(bars) + "\n")
+        real_bars = real_photo_bars(agg) if s.get("real") else None
+        if real_bars:
+            lines.append(_real_bars_md(real_bars) + "\n")
         render = agg.get("rendering", {})
         if render:
             lines.append("| rendering with true motion | PSNR dB | SSIM |")

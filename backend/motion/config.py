@@ -37,6 +37,11 @@ class MotionConfig:
     unet_groups: int = 16
     image_encoder_channels: tuple[int, ...] = (16, 32)   # image (3, H, W) -> cond features at latent size
     cond_channels: int = 32
+    # ESPNet (Cityscapes) class probabilities of these classes as extra condition channels (issue 20), e.g.
+    # ("vegetation", "terrain", "sky"); () = off (the shipped model). The frozen segmentation net runs on the
+    # picture resized to semantic_input (W, H) and is not part of the U-Net's weights (backend/weights/priors).
+    semantic_classes: tuple[str, ...] = ()
+    semantic_input: tuple[int, int] = (256, 160)
     freq_attention_heads: int = 4
     freq_attention_levels: tuple[int, ...] = (0, 1, 2)   # U-Net levels that get attention across K in stage 2
     cfg_dropout: float = 0.1
@@ -98,6 +103,14 @@ class MotionConfig:
             raise ValueError(f"sampler must be one of {', '.join(SAMPLERS)}, not {self.sampler!r}")
         if self.prediction_type not in ("epsilon", "v_prediction"):
             raise ValueError(f"prediction_type must be 'epsilon' or 'v_prediction', not {self.prediction_type!r}")
+        if self.semantic_classes:
+            from backend.priors.espnet import CITYSCAPES_CLASSES
+            bad = [c for c in self.semantic_classes if c not in CITYSCAPES_CLASSES]
+            if bad or len(set(self.semantic_classes)) != len(self.semantic_classes):
+                raise ValueError(f"semantic_classes {self.semantic_classes}: each once, from {CITYSCAPES_CLASSES}")
+            w, h = self.semantic_input
+            if w % 8 or h % 8 or w < 16 or h < 16:
+                raise ValueError(f"semantic_input must be multiples of 8, >= 16, got {self.semantic_input}")
         if any(lv >= len(self.unet_channels) for lv in self.freq_attention_levels):
             raise ValueError(f"freq_attention_levels {self.freq_attention_levels} exceed the "
                              f"{len(self.unet_channels)} U-Net levels")

@@ -8,7 +8,8 @@ attention of latent video diffusion, attends along K). Its output projection sta
 leaves the stage-1 model unchanged.
 
 Condition (classifier-free guidance): the image (3, H, W) in [0, 1] at the working size, area-downsampled to the
-latent grid and concatenated with features of a small conv encoder; dropped (zeroed) with probability
+latent grid and concatenated with features of a small conv encoder (and, with `semantic_classes`, a frozen
+ESPNet's probabilities of those classes, pooled to the latent grid); dropped (zeroed) with probability
 cfg_dropout in training.
 """
 from __future__ import annotations
@@ -41,11 +42,39 @@ class ImageEncoder(torch.nn.Module):
             c_in = c_out
         layers += [torch.nn.Conv2d(c_in, config.cond_channels, 3, padding=1)]
         self.net = torch.nn.Sequential(*layers)
-        self.out_channels = 3 + config.cond_channels
+        self.semantic_classes = tuple(config.semantic_classes)
+        self.semantic_input = tuple(config.semantic_input)
+        self._semantic: list = []         # the frozen ESPNet, held in a list so it stays out of the state dict
+        self.out_channels = 3 + config.cond_channels + len(self.semantic_classes)
+
+    def semantic_maps(self, image: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, len(semantic_classes), H/f, W/f) ESPNet class probabilities."""
+        if not self._semantic:
+            from backend.priors.espnet import SemanticPrior
+            prior = SemanticPrior.load()
+            for p in prior.net.parameters():
+                p.requires_grad_(False)
+            self._semantic.append(prior)
+        prior = self._semantic[0]
+        net, cfg = prior.net.to(image.device), prior.cfg
+        # the released transform (see SemanticPrior.preprocess) on a tensor: BGR, mean/std in 0..255 units, / 255
+        bgr = image.flip(1) * 255.0
+        mean = torch.tensor(cfg.mean_bgr, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+        std = torch.tensor(cfg.std_bgr, device=image.device, dtype=image.dtype).view(1, 3, 1, 1)
+        x = F.interpolate((bgr - mean) / std, size=self.semantic_input[::-1], mode="bilinear",
+                          align_corners=False) / 255.0
+        with torch.no_grad():
+            prob = torch.softmax(net.eval()(x).float(), 1)
+        idx = [cfg.class_names.index(c) for c in self.semantic_classes]
+        h, w = image.shape[-2] // self.factor, image.shape[-1] // self.factor
+        return F.adaptive_avg_pool2d(prob[:, idx], (h, w)).to(image.dtype)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         small = F.avg_pool2d(image, self.factor) * 2 - 1
-        return torch.cat([small, self.net(image * 2 - 1)], dim=1)
+        parts = [small, self.net(image * 2 - 1)]
+        if self.semantic_classes:
+            parts.append(self.semantic_maps(image) * 2 - 1)
+        return torch.cat(parts, dim=1)
 
 
 class FrequencyAttention(torch.nn.Module):

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Real-photo figures of issue 20, from scratch: gid_loops windows (split by backend/data/gid_loops_split.json),
+# the semantic-prior fit on the training split, `gid eval` on the validation scenes and a few synthetic ones,
+# and the spectra by kind. Run from the repository root; GID_LOOPS points at the gid_loops clips.
+# About 45 min on 2 shared cores (flow extraction ~10 s a window, eval ~1-2 min a scene with 4 samples).
+set -euo pipefail
+GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
+OUT=${OUT:-runs/eval_real}
+export PYTHONPATH=$PWD GID_THREADS=1 OMP_NUM_THREADS=1
+PY=${PY:-.venv/bin/python}
+split() { $PY -c "import json,sys; print(' '.join('$GID_LOOPS/' + f for f in json.load(open('backend/data/gid_loops_split.json'))[sys.argv[1]]))" "$1"; }
+mkdir -p "$OUT"
+# 1. windows of the real clips (5 per clip, every 30 frames over the loop), lite samples at 256x160, T = 150
+$PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
+$PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
+# 2. synthetic sets: the training-set-mean baseline's and the held-out test scenes (lite: no rendering figures)
+$PY -m backend.cli data synth --out runs/data/synth_train --count 200 --seed 0 --lite --workers 1
+$PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 1
+# 3. the semantic prior's class amounts (training data only)
+$PY scripts/fit_semantic_prior.py --real runs/data/loops/train --synth runs/data/synth_train --max-synth 100
+# 4. the shipped model, the baselines and the semantic prior: 8 validation windows spread over the 4 held-out
+#    scenes (2 each), 4 samples each; and 8 synthetic scenes
+$PY -m backend.cli eval --json "$OUT/loops_val.json" --data runs/data/loops/val --train-data runs/data/synth_train \
+    runs/data/loops/train --samples 4 --max-scenes 8 --spread --no-render --device cpu
+$PY -m backend.cli eval --json "$OUT/synth_test.json" --data runs/data/synth_test --train-data runs/data/synth_train \
+    runs/data/loops/train --samples 4 --max-scenes 8 --no-render --device cpu
+# 5. power spectra and amounts by kind: real training clips vs the synthetic training scenes
+$PY -m backend.cli data stats runs/data/loops/train --out "$OUT/stats_real_train.json" --by-kind
+$PY -m backend.cli data stats runs/data/synth_train --out "$OUT/stats_synth.json" --by-kind
