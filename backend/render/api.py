@@ -194,7 +194,7 @@ class Renderer:
         h, w = work_size(H, W)
         metric = torch.from_numpy(resize_planes(z_grid.numpy(), (w, h))).to(dev)      # (1, 1, h, w)
         small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        small_t = torch.from_numpy(small).to(dev).permute(2, 0, 1)[None].float() / 255.0
+        small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
         bounds = source_bounds(img)
         gains = gain_table(img, kernel) if gain else None
         net = None
