@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-CHUNK_FRAMES = 16   # frames rendered per call: bounds memory for long or large videos
+WRITE_QUEUE = 3     # frames waiting for the writer thread: bounds memory while writing overlaps rendering
 
 
 def register(subparsers) -> None:
@@ -135,6 +135,45 @@ class PngWriter:
         pass
 
 
+class ThreadedWriter:
+    """Runs a writer's `write` on a background thread (PNG/H.264 encoding releases the GIL), so the next frame
+    renders while this one is written. At most WRITE_QUEUE frames wait; the first write error is raised by
+    the next `write` or by `close`, and `close(ok=False)` still discards the output."""
+
+    def __init__(self, writer, depth: int = WRITE_QUEUE):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.error: BaseException | None = None
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._work, name="gid-frame-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self.error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(frame)
+
+    def close(self, ok: bool) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self.writer.close(ok and self.error is None)
+        if ok and self.error is not None:      # (when not ok, the caller's own exception is on its way)
+            raise self.error
+
+
 def open_writer(path: Path, size: tuple[int, int], fps: float):
     if path.suffix.lower() == ".mp4":
         if not path.parent.is_dir():
@@ -215,18 +254,17 @@ def run(args: argparse.Namespace) -> int:
                            f"available: {modes}")
     loop_frames = n_frames if args.loop else 0
     for sample, path in enumerate(output_paths(out, len(spectral))):
-        writer = open_writer(path, (W, H), args.fps)
+        writer = ThreadedWriter(open_writer(path, (W, H), args.fps))
         ok = False
         try:
+            # one frame at a time (memory stays flat with the picture size), written while the next renders
+            frames = renderer.frames(image, spectral[sample], fps, T, np.arange(n_frames, dtype=np.float64),
+                                     scene_fps=args.fps, speed=args.speed, magnitude=args.magnitude,
+                                     loop_frames=loop_frames, mode=args.mode)
             with tqdm(total=n_frames, desc=f"render {path.name}", unit="frame") as bar:
-                for start in range(0, n_frames, CHUNK_FRAMES):
-                    times = np.arange(start, min(n_frames, start + CHUNK_FRAMES), dtype=np.float64)
-                    frames = renderer.render(image, spectral[sample], fps, T, times, scene_fps=args.fps,
-                                             speed=args.speed, magnitude=args.magnitude, loop_frames=loop_frames,
-                                             mode=args.mode)
-                    for frame in frames:
-                        writer.write(frame)
-                    bar.update(len(frames))
+                for frame in frames:
+                    writer.write(frame)
+                    bar.update(1)
             ok = True
         finally:
             writer.close(ok)

@@ -5,7 +5,7 @@ rendered from frame 0 and the TRUE motion F_t (metric W = mean_t ||F_t||) by
   - backward: plain backward warping, I0 sampled at p - F_t(p) (cv2.remap, bilinear, border replicate);
   - splat_before / ibr_before: the forward-splat paths before issue 25 (splat preview = pixel-space softmax
     splat + push-pull fill; the IBR network, shipped default weights or --weights DIR);
-  - splat / ibr: what `Renderer.render` does now (render.sharp: I0 backward-warped with Lanczos-4 + gain
+  - splat / ibr: what `Renderer.render` does now (render.sharp: I0 backward-warped with bicubic + gain
     correction along the inverted flow; the preview / network only fill disocclusions), given the true
     fields of the five frames (its metric: their mean norm);
 and compared with the true frame t for t in 15, 45, 75, 105, 135: mean PSNR (dB) and SSIM, and sharpness =

@@ -58,12 +58,13 @@ def test_detail_kept_at_half_pixel_offsets_where_bilinear_loses_it():
     r = Renderer.load(None, device="cpu")
     e0 = laplacian_energy(img[4:-4, 4:-4])
     ratios = {}
-    for kernel, gain in (("linear", False), ("lanczos", True)):
+    for kernel, gain in (("linear", False), ("cubic", True), ("lanczos", True)):
         frames = r.render(img, None, 30.0, 30, [1.0, 2.0], mode="splat", kernel=kernel, gain=gain,
                           displacement=np.concatenate([_uniform(1, 0.5, 0.0, 64, 96),
                                                        _uniform(1, 0.25, 0.5, 64, 96)]))
         ratios[kernel] = [laplacian_energy(f[4:-4, 4:-4]) / e0 for f in frames]
-    assert min(ratios["lanczos"]) >= 0.85 and max(ratios["lanczos"]) <= 1.15
+    for sharp in ("cubic", "lanczos"):
+        assert min(ratios[sharp]) >= 0.85 and max(ratios[sharp]) <= 1.15
     assert min(ratios["linear"]) < 0.7
 
 

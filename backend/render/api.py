@@ -136,7 +136,7 @@ class Renderer:
                ctx: JobContext | None = None, displacement=None, kernel: str = DEFAULT_KERNEL, gain: bool = True):
         """The frames of `render` one at a time (an iterator of uint8 (H, W, 3)): memory stays at one frame
         plus low-resolution fields whatever the picture size. Arguments are checked before it returns.
-        kernel: the full-resolution resampling kernel (render.sharp.KERNELS; "lanczos" unless measuring);
+        kernel: the full-resolution resampling kernel (render.sharp.KERNELS; "cubic" unless measuring);
         gain: restore the detail energy the kernel loses at sub-pixel offsets (render.sharp.gain_table).
 
         displacement: optional float (n, 2, h, w), one field per entry of `times`, in pixels of its own (h, w)
