@@ -7,9 +7,14 @@ energy / frame 0's (min over frames; bar >= 0.85) and max/min over the frames (b
   - before:  the forward softmax splat at full resolution (the path before issue 25: splat preview, and the
              IBR network blended with the full-resolution splat, render.ibr.render_full_size);
   - linear / cubic / lanczos: the sharp path (render.sharp) with that cv2.remap kernel, 2x2 min/max clamp;
-  - cubic+gain / lanczos+gain: the same with the per-offset Laplacian gain correction (the shipped default).
+  - cubic+gain / lanczos+gain: the same with the per-offset Laplacian gain correction (cubic+gain ships).
+
+With --blender: what the live display's texture sampling in Blender keeps of the still's detail when the
+plane is shifted by (f, f) pixels, for Blender's Linear and Cubic image interpolation (Cubic emulated from
+Blender's own coefficients: a uniform cubic B-spline in EEVEE/GPU and in Cycles).
 
     python scripts/eval_sharpness.py --spectral runs/sample_spectral.npz [--modes ibr splat] [--json out.json]
+    python scripts/eval_sharpness.py --blender
 """
 from __future__ import annotations
 
@@ -51,14 +56,52 @@ def before_frames(renderer, image, spectral, fps, T, mode) -> np.ndarray:
     return np.stack(out)
 
 
+def _bspline_weights(f: float) -> list[float]:
+    """Blender's cubic texture weights for taps -1, 0, 1, 2 at offset f (GPU cubic_bspline_coefficients)."""
+    w3 = f ** 3 / 6.0
+    w0 = -w3 + f * f * 0.5 - f * 0.5 + 1.0 / 6.0
+    w1 = f ** 3 * 0.5 - f * f + 2.0 / 3.0
+    return [w0, w1, 1.0 - w0 - w1 - w3, w3]
+
+
+def blender_sampling(image: np.ndarray) -> dict:
+    """Laplacian energy kept (vs the still) by Blender's Linear and Cubic sampling at offsets (f, f)."""
+    from backend.eval.metrics import laplacian_energy
+    img = image.astype(np.float32)
+    inner = (slice(8, -8), slice(8, -8))
+    e0 = laplacian_energy(img[inner])
+
+    def sample(a: np.ndarray, taps: list[tuple[int, float]]) -> np.ndarray:
+        for axis in (1, 0):
+            a = sum(w * np.roll(a, -k, axis=axis) for k, w in taps)
+        return a
+
+    out = {}
+    for f in (0.0, 0.25, 0.5):
+        lin = sample(img, [(0, 1.0 - f), (1, f)])
+        cub = sample(img, list(zip((-1, 0, 1, 2), _bspline_weights(f))))
+        out[str(f)] = {"linear": laplacian_energy(lin[inner]) / e0, "cubic": laplacian_energy(cub[inner]) / e0}
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--image", default=str(Path(__file__).resolve().parents[1] / "backend/assets/sample.jpg"))
-    ap.add_argument("--spectral", required=True, help=".npz from `gid animate --save-spectral` (first sample)")
+    ap.add_argument("--spectral", help=".npz from `gid animate --save-spectral` (first sample)")
+    ap.add_argument("--blender", action="store_true", help="Blender's Linear vs Cubic texture sampling only")
     ap.add_argument("--modes", nargs="+", default=["ibr", "splat"], choices=["ibr", "splat"])
-    ap.add_argument("--options", nargs="+", default=["before", "linear", "cubic", "lanczos", "cubic+gain", "lanczos+gain"])
+    ap.add_argument("--options", nargs="+",
+                    default=["before", "linear", "cubic", "lanczos", "cubic+gain", "lanczos+gain"])
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    if args.blender:
+        from backend.animate import read_image
+        print("Blender texture sampling of the still shifted by (f, f) px: Laplacian energy kept")
+        for f, v in blender_sampling(read_image(args.image)).items():
+            print(f"f = {f:4}  Linear {v['linear']:.3f}  Cubic (B-spline) {v['cubic']:.3f}")
+        return 0
+    if not args.spectral:
+        ap.error("--spectral is required (unless --blender)")
     from shared.spectral import displacement_for_frames, resize_field
     from backend.animate import read_image, read_spectral
     from backend.render.api import Renderer

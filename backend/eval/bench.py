@@ -5,7 +5,8 @@ Sections (each either rows of {figure, value} or {"status": "missing", "why"} wh
   engineer's; imported, not duplicated). Ratio = reference time / ours (> 1: ours faster).
 - predict: predict time and endpoint error vs sampler steps (10, 25, 50, 250; quick: 10; or --predict-steps) on one
   held-out scene.
-- render: frames/s of the splat preview and IBR at 256x160 and 512x288.
+- render: frames/s of the splat preview and IBR at 256x160 and 512x288, and the sharpness of those frames
+  (Laplacian energy / I0's in the 20% most-moving pixels: min, and max/min over the frames).
 - roundtrip: ZeroMQ round trip vs in-process, from `scripts/bench_roundtrip.py` (the SERVICE engineer's).
 - simulate: modal poke response (shared.modal) for a 150-frame clip on a 256x160 grid.
 - blender: evaluation time per frame of a displaced 512x288 plane, bpy in a subprocess.
@@ -151,6 +152,7 @@ def _bench_spectral(W: int, H: int, K: int = 16, T: int = 150) -> np.ndarray:
 
 
 def bench_render(device_name: str, quick: bool) -> dict:
+    from . import metrics
     try:
         from backend.render.api import Renderer
         renderer = Renderer.load(device=device_name)
@@ -169,7 +171,7 @@ def bench_render(device_name: str, quick: bool) -> dict:
                 if not quick:
                     renderer.render(image, spectral, 30.0, 150, times[:1], mode=mode)   # warm-up
                 t0 = time.perf_counter()
-                renderer.render(image, spectral, 30.0, 150, times, mode=mode)
+                frames = renderer.render(image, spectral, 30.0, 150, times, mode=mode)
                 fps = n / (time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - e.g. ibr weights missing
                 data[key] = _missing(f"{type(exc).__name__}: {exc}")
@@ -177,6 +179,12 @@ def bench_render(device_name: str, quick: bool) -> dict:
                 continue
             data[key] = {"frames_per_s": fps, "frames": n}
             rows.append(_row(f"render {mode} {W}x{H}", f"{fps:.1f} frames/s"))
+            # detail kept where it moves, and its pulse over the frames (I0 = frame 0 included)
+            mask = metrics.moving_mask(metrics.energy_map(spectral, 150))
+            sharp = metrics.sharpness_figures(np.concatenate([image[None], frames]), image, mask)
+            data[key].update(sharpness_min=sharp["sharpness_min"], stability=sharp["stability"])
+            rows.append(_row(f"render {mode} {W}x{H} sharpness (Laplacian energy / I0's, 20% most-moving px)",
+                             f"min {sharp['sharpness_min']:.2f}, max/min over frames {sharp['stability']:.2f}"))
         if "frames_per_s" in data.get(f"ibr_{W}x{H}", {}):
             r = data[f"splat_{W}x{H}"]["frames_per_s"] / data[f"ibr_{W}x{H}"]["frames_per_s"]
             rows.append(_row(f"splat / ibr speed {W}x{H}", f"{r:.2f}x"))

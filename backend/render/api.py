@@ -15,6 +15,7 @@ replaces the spectral evaluation frame by frame; the metric still comes from the
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
@@ -89,6 +90,7 @@ class Renderer:
         self.model = model
         self.checkpoint_dir = checkpoint_dir
         self.load_error = load_error
+        self._gains: tuple[bytes, np.ndarray] | None = None    # gain table of the last picture (per chunk reuse)
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "Renderer":
@@ -187,7 +189,7 @@ class Renderer:
                 kernel: str, gain: bool, ctx: JobContext):
         """The sharp full-resolution path (render.sharp): motion inverted and the fill (splat preview or IBR
         network) made at low resolution, the picture backward-warped row tile by row tile."""
-        from .sharp import SharpFrame, gain_table, invert_flow, source_bounds, work_size
+        from .sharp import SharpFrame, invert_flow, source_bounds, work_size
         dev = self.device
         H, W = img.shape[:2]
         n = len(times)
@@ -196,7 +198,7 @@ class Renderer:
         small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
         small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
         bounds = source_bounds(img)
-        gains = gain_table(img, kernel) if gain else None
+        gains = self._gain_table(img, kernel) if gain else None
         net = None
         if mode == "ibr":
             net = _NetworkFill(self.model, small_t, metric)
@@ -224,6 +226,15 @@ class Renderer:
                     k += 1
                 done += 1
                 ctx.step("render", done / n)
+
+
+    def _gain_table(self, img: np.ndarray, kernel: str) -> np.ndarray:
+        """render.sharp.gain_table, kept for the last picture: callers render one picture chunk by chunk."""
+        from .sharp import gain_table
+        key = hashlib.blake2b(img.tobytes(), digest_size=16, person=kernel.encode()[:16]).digest()
+        if self._gains is None or self._gains[0] != key:
+            self._gains = (key, gain_table(img, kernel))
+        return self._gains[1]
 
 
 class _NetworkFill:
