@@ -29,7 +29,7 @@ from shared.spectral import displacement_for_frames, resize_field, resize_planes
 from ..device import describe, pick_device
 from ..jobs import NULL_CONTEXT, JobContext
 from .preview import mean_motion, splat_metric, splat_preview
-from .sharp import DEFAULT_KERNEL, KERNELS
+from .sharp import DEFAULT_KERNEL, KERNELS, SharpFrame, gain_table, invert_flow, source_bounds, work_size
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / "render"
 MODES = ("ibr", "splat")
@@ -189,7 +189,6 @@ class Renderer:
                 kernel: str, gain: bool, ctx: JobContext):
         """The sharp full-resolution path (render.sharp): motion inverted and the fill (splat preview or IBR
         network) made at low resolution, the picture backward-warped row tile by row tile."""
-        from .sharp import SharpFrame, invert_flow, source_bounds, work_size
         dev = self.device
         H, W = img.shape[:2]
         n = len(times)
@@ -221,16 +220,13 @@ class Renderer:
                 if bool(still[i]):
                     yield img
                 else:
-                    yield SharpFrame(img, bounds, backward[k], confidence[k, 0], fill[k], kernel,
-                                           gains).render()
+                    yield SharpFrame(img, bounds, backward[k], confidence[k, 0], fill[k], kernel, gains).render()
                     k += 1
                 done += 1
                 ctx.step("render", done / n)
 
-
     def _gain_table(self, img: np.ndarray, kernel: str) -> np.ndarray:
         """render.sharp.gain_table, kept for the last picture: callers render one picture chunk by chunk."""
-        from .sharp import gain_table
         key = hashlib.blake2b(img.tobytes(), digest_size=16, person=kernel.encode()[:16]).digest()
         if self._gains is None or self._gains[0] != key:
             self._gains = (key, gain_table(img, kernel))
