@@ -4,6 +4,8 @@ OUT ending in .mp4 -> an H.264 video (imageio-ffmpeg; written to a temporary fil
 anything else -> a folder of frame_00000.png ... (each written atomically). With --samples N > 1 each sample gets
 its own output (OUT stem + _sample<i>). --spectral NPZ skips prediction and animates a given spectral volume
 (keys `spectral` (K,4,h,w) or (N,K,4,h,w), `fps`, `T`; e.g. a data-set sample or one saved by --save-spectral).
+Frames come one at a time from `Renderer.frames` and a writer thread encodes each while the next one renders,
+so memory stays flat with the picture size (8K included).
 """
 from __future__ import annotations
 
