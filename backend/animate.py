@@ -12,6 +12,8 @@ strokes give its direction and correct it near themselves).
 Inside the mask the field flows as a seamless loop; outside, the spectral motion (mixed scene), or nothing at
 all with --no-oscillation (then no motion model is needed and still pixels are the input exactly). All
 inputs are validated before anything is written.
+Frames come one at a time from `Renderer.frames` and a writer thread encodes each while the next one renders,
+so memory stays flat with the picture size (8K included).
 """
 from __future__ import annotations
 
@@ -21,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-CHUNK_FRAMES = 16   # frames rendered per call: bounds memory for long or large videos
+WRITE_QUEUE = 3     # frames waiting for the writer thread: bounds memory while writing overlaps rendering
+CHUNK_FRAMES = 16   # fluid frames rendered per call: bounds memory for long or large videos
 
 
 def register(subparsers) -> None:
@@ -152,6 +155,45 @@ class PngWriter:
         pass
 
 
+class ThreadedWriter:
+    """Runs a writer's `write` on a background thread (PNG/H.264 encoding releases the GIL), so the next frame
+    renders while this one is written. At most WRITE_QUEUE frames wait; the first write error is raised by
+    the next `write` or by `close`, and `close(ok=False)` still discards the output."""
+
+    def __init__(self, writer, depth: int = WRITE_QUEUE):
+        import queue
+        import threading
+
+        self.writer = writer
+        self.error: BaseException | None = None
+        self._queue: "queue.Queue" = queue.Queue(maxsize=depth)
+        self._thread = threading.Thread(target=self._work, name="gid-frame-writer", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            frame = self._queue.get()
+            if frame is None:
+                return
+            if self.error is None:
+                try:
+                    self.writer.write(frame)
+                except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                    self.error = exc
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put(frame)
+
+    def close(self, ok: bool) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        self.writer.close(ok and self.error is None)
+        if ok and self.error is not None:      # (when not ok, the caller's own exception is on its way)
+            raise self.error
+
+
 def open_writer(path: Path, size: tuple[int, int], fps: float):
     if path.suffix.lower() == ".mp4":
         if not path.parent.is_dir():
@@ -184,6 +226,14 @@ def save_spectral(path: Path, spectral: np.ndarray, fps: float, T: int) -> None:
 
 # --------------------------------------------------------------------------------------------------------
 # the pipeline
+
+
+def fluid_frames(renderer, image, fluid, spectral, fps, T, n_frames: int, args: argparse.Namespace):
+    """The fluid (or mixed) loop's frames, rendered CHUNK_FRAMES at a time."""
+    for start in range(0, n_frames, CHUNK_FRAMES):
+        times = np.arange(start, min(n_frames, start + CHUNK_FRAMES), dtype=np.float64)
+        yield from renderer.render_fluid(image, fluid, times, spectral=spectral, fps=fps, T=T, scene_fps=args.fps,
+                                         speed=args.speed, magnitude=args.magnitude, mode=args.mode)
 
 
 def prepare_fluid(args: argparse.Namespace, image: np.ndarray, n_frames: int):
@@ -274,23 +324,20 @@ def run(args: argparse.Namespace) -> int:
                            f"available: {modes}")
     loop_frames = n_frames if args.loop else 0
     for sample, path in enumerate(output_paths(out, len(spectral))):
-        writer = open_writer(path, (W, H), args.fps)
+        writer = ThreadedWriter(open_writer(path, (W, H), args.fps))
         ok = False
         try:
+            # one frame at a time (memory stays flat with the picture size), written while the next renders
+            if fluid is not None:
+                frames = fluid_frames(renderer, image, fluid, spectral[sample], fps, T, n_frames, args)
+            else:
+                frames = renderer.frames(image, spectral[sample], fps, T, np.arange(n_frames, dtype=np.float64),
+                                         scene_fps=args.fps, speed=args.speed, magnitude=args.magnitude,
+                                         loop_frames=loop_frames, mode=args.mode)
             with tqdm(total=n_frames, desc=f"render {path.name}", unit="frame") as bar:
-                for start in range(0, n_frames, CHUNK_FRAMES):
-                    times = np.arange(start, min(n_frames, start + CHUNK_FRAMES), dtype=np.float64)
-                    if fluid is not None:
-                        frames = renderer.render_fluid(image, fluid, times, spectral=spectral[sample], fps=fps,
-                                                       T=T, scene_fps=args.fps, speed=args.speed,
-                                                       magnitude=args.magnitude, mode=args.mode)
-                    else:
-                        frames = renderer.render(image, spectral[sample], fps, T, times, scene_fps=args.fps,
-                                                 speed=args.speed, magnitude=args.magnitude,
-                                                 loop_frames=loop_frames, mode=args.mode)
-                    for frame in frames:
-                        writer.write(frame)
-                    bar.update(len(frames))
+                for frame in frames:
+                    writer.write(frame)
+                    bar.update(1)
             ok = True
         finally:
             writer.close(ok)

@@ -369,6 +369,9 @@ def wire_shader(plane: PlaneInfo, flow_image, plan: fields.Plan) -> None:
     links.new(flow.outputs["Color"], off.inputs[1])
     links.new(off.outputs["Vector"], base.inputs["Vector"])
     base.extension = "EXTEND"
+    # base.interpolation stays as the user set it (Linear by default), not Cubic: Blender's Cubic (EEVEE's
+    # cubic_bspline_coefficients, Cycles' cubic_w0..w3) is a smoothing B-spline that keeps ~0.2x of the still's
+    # detail even at rest (scripts/eval_sharpness.py --blender), where Linear keeps all of it at whole pixels.
 
 
 FLUID_NODE_PREFIX = "GID Fluid"   # nodes of the live fluid loop (fluid.wire_fluid_shader)

@@ -74,6 +74,10 @@ def test_gid_eval_on_two_tiny_scenes(tiny_sets, tmp_path, capsys):
     assert 10 < render["still"]["psnr"] < 60
     for mode in ("splat", "ibr"):
         assert ("psnr" in render[mode]) or render[mode]["status"] == "missing"
+    # sharpness of moving detail beside PSNR/SSIM (issue 25): I0 vs the truth, and the rendered frames
+    assert render["still"]["stability"] >= 1.0 and render["still"]["sharpness"] > 0
+    assert 0.85 <= render["splat"]["sharpness"] and render["splat"]["stability"] >= 1.0
+    assert "sharpness vs truth" in (rep / "index.md").read_text()
     md = (rep / "index.md").read_text()
     assert "| no motion |" in md and "tiny_test_power_spectra.png" in md
     pngs = sorted(rep.glob("*.png"))

@@ -5,10 +5,15 @@ Sections (each either rows of {figure, value} or {"status": "missing", "why"} wh
   engineer's; imported, not duplicated). Ratio = reference time / ours (> 1: ours faster).
 - predict: predict time and endpoint error vs sampler steps (10, 25, 50, 250; quick: 10; or --predict-steps) on one
   held-out scene.
-- render: frames/s of the splat preview and IBR at 256x160 and 512x288.
+- render: frames/s of the splat preview and IBR at 256x160 and 512x288, and the sharpness of those frames
+  (Laplacian energy / I0's in the 20% most-moving pixels: min, and max/min over the frames).
 - roundtrip: ZeroMQ round trip vs in-process, from `scripts/bench_roundtrip.py` (the SERVICE engineer's).
 - simulate: modal poke response (shared.modal) for a 150-frame clip on a 256x160 grid.
 - blender: evaluation time per frame of a displaced 512x288 plane, bpy in a subprocess.
+- 4k / 8k: 48 PNG frames of a 3840x2160 / 7680x4320 picture with given motion through `gid animate --spectral
+  ... --mode ibr`, and the floor (read the picture, OpenCV bilinear remap along the same motion + the same PNG
+  writer, no thread) in the same run: time ratio and each one's peak memory (separate processes). Skipped by
+  --quick (minutes on 2 cores).
 """
 from __future__ import annotations
 
@@ -147,6 +152,7 @@ def _bench_spectral(W: int, H: int, K: int = 16, T: int = 150) -> np.ndarray:
 
 
 def bench_render(device_name: str, quick: bool) -> dict:
+    from . import metrics
     try:
         from backend.render.api import Renderer
         renderer = Renderer.load(device=device_name)
@@ -165,7 +171,7 @@ def bench_render(device_name: str, quick: bool) -> dict:
                 if not quick:
                     renderer.render(image, spectral, 30.0, 150, times[:1], mode=mode)   # warm-up
                 t0 = time.perf_counter()
-                renderer.render(image, spectral, 30.0, 150, times, mode=mode)
+                frames = renderer.render(image, spectral, 30.0, 150, times, mode=mode)
                 fps = n / (time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001 - e.g. ibr weights missing
                 data[key] = _missing(f"{type(exc).__name__}: {exc}")
@@ -173,6 +179,12 @@ def bench_render(device_name: str, quick: bool) -> dict:
                 continue
             data[key] = {"frames_per_s": fps, "frames": n}
             rows.append(_row(f"render {mode} {W}x{H}", f"{fps:.1f} frames/s"))
+            # detail kept where it moves, and its pulse over the frames (I0 = frame 0 included)
+            mask = metrics.moving_mask(metrics.energy_map(spectral, 150))
+            sharp = metrics.sharpness_figures(np.concatenate([image[None], frames]), image, mask)
+            data[key].update(sharpness_min=sharp["sharpness_min"], stability=sharp["stability"])
+            rows.append(_row(f"render {mode} {W}x{H} sharpness (Laplacian energy / I0's, 20% most-moving px)",
+                             f"min {sharp['sharpness_min']:.2f}, max/min over frames {sharp['stability']:.2f}"))
         if "frames_per_s" in data.get(f"ibr_{W}x{H}", {}):
             r = data[f"splat_{W}x{H}"]["frames_per_s"] / data[f"ibr_{W}x{H}"]["frames_per_s"]
             rows.append(_row(f"splat / ibr speed {W}x{H}", f"{r:.2f}x"))
@@ -289,6 +301,111 @@ def bench_blender(quick: bool, timeout: float = 240.0) -> dict:
 # --------------------------------------------------------------------------------------------------------
 
 
+SCALE_SIZES = {"4k": (3840, 2160), "8k": (7680, 4320)}
+SCALE_FRAMES = 48
+SCALE_FPS = 24.0
+
+# The child's own peak: VmHWM is per address space and starts afresh at exec, whereas ru_maxrss keeps the
+# high-water mark of the forked parent (the bench process, which held the picture).
+_PEAK = r"""
+import json, resource, sys, time
+t0 = time.perf_counter()
+
+
+def peak_mb():
+    try:
+        with open("/proc/self/status") as fh:
+            return next(int(l.split()[1]) for l in fh if l.startswith("VmHWM:")) / 1024.0
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+"""
+
+_FLOOR_CHILD = _PEAK + r"""
+from pathlib import Path
+import cv2, numpy as np
+from backend.animate import PngWriter, read_image, read_spectral
+from shared.spectral import displacement_for_frames
+img_path, npz, out, n, fps = sys.argv[1:6]
+image = read_image(img_path)
+spec, sfps, T = read_spectral(npz)
+H, W = image.shape[:2]
+disp = displacement_for_frames(spec[0], T, sfps, np.arange(int(n), dtype=np.float64), float(fps), 1.0, 1.0, 0)
+gx, gy = np.meshgrid(np.arange(W, dtype=np.float32), np.arange(H, dtype=np.float32))
+writer = PngWriter(Path(out))
+for d in disp:
+    h, w = d.shape[-2:]
+    fx = cv2.resize(d[0], (W, H), interpolation=cv2.INTER_LINEAR) * (W / w)
+    fy = cv2.resize(d[1], (W, H), interpolation=cv2.INTER_LINEAR) * (H / h)
+    writer.write(cv2.remap(image, gx - fx, gy - fy, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE))
+print(json.dumps({"seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb()}))
+"""
+
+_ANIMATE_CHILD = _PEAK + r"""
+from backend.cli import main
+rc = main(sys.argv[1:])
+print(json.dumps({"rc": rc, "seconds": time.perf_counter() - t0, "peak_rss_mb": peak_mb()}))
+"""
+
+
+def _scale_image(W: int, H: int, seed: int = 0) -> np.ndarray:
+    """A picture with detail at every scale (smooth colour fields plus fine grain), uint8 (H, W, 3)."""
+    import cv2
+    rng = np.random.default_rng(seed)
+    img = np.zeros((H, W, 3), np.float32)
+    for div, amp in ((64, 90.0), (8, 40.0), (1, 25.0)):
+        small = rng.standard_normal((max(2, H // div), max(2, W // div), 3)).astype(np.float32)
+        img += amp * cv2.resize(small, (W, H), interpolation=cv2.INTER_CUBIC)
+    return np.clip(img + 128.0, 0, 255).astype(np.uint8)
+
+
+def _child_json(code: str, args: list[str], timeout: float) -> dict:
+    import os
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout,
+                          cwd=str(ROOT), env=env)
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"exit {proc.returncode}: {tail}")
+    return json.loads(lines[-1])
+
+
+def bench_scale(name: str, device_name: str, quick: bool, frames: int = SCALE_FRAMES,
+                size: tuple[int, int] | None = None, timeout: float = 1800.0) -> dict:
+    """`gid animate --spectral --mode ibr` of `frames` PNG frames vs the floor, each in its own process."""
+    if quick and size is None:
+        return _missing(f"skipped by --quick (minutes on 2 cores): run `gid bench --sections {name}`")
+    from PIL import Image
+    from backend.animate import save_spectral
+    W, H = size or SCALE_SIZES[name]
+    rows, data = [], {"size": [W, H], "frames": frames}
+    with tempfile.TemporaryDirectory(prefix=f"gid-bench-{name}-") as tmp:
+        tmp = Path(tmp)
+        Image.fromarray(_scale_image(W, H)).save(tmp / "picture.png", compress_level=1)   # not kept in memory
+        gw = 256
+        gh = max(2, round(gw * H / W))
+        # the motion scales with the picture, as a predicted volume does: ~5 px of swing at 4K
+        spectral = _bench_spectral(gw, gh) * np.float32(0.1)
+        save_spectral(tmp / "motion.npz", spectral, 30.0, 150)
+        floor = _child_json(_FLOOR_CHILD, [str(tmp / "picture.png"), str(tmp / "motion.npz"), str(tmp / "floor"),
+                                           str(frames), str(SCALE_FPS)], timeout)
+        ours = _child_json(_ANIMATE_CHILD, ["animate", str(tmp / "picture.png"), "-o", str(tmp / "ours"),
+                                            "--spectral", str(tmp / "motion.npz"), "--mode", "ibr",
+                                            "--seconds", str(frames / SCALE_FPS), "--fps", str(SCALE_FPS),
+                                            "--device", device_name], timeout)
+        written = len(list((tmp / "ours").glob("frame_*.png")))
+    if ours.get("rc") != 0 or written != frames:
+        return _missing(f"gid animate exited {ours.get('rc')} with {written} of {frames} frames")
+    ratio = ours["seconds"] / floor["seconds"]
+    data.update({"ours_s": ours["seconds"], "floor_s": floor["seconds"], "ratio": ratio,
+                 "ours_peak_rss_mb": ours["peak_rss_mb"], "floor_peak_rss_mb": floor["peak_rss_mb"]})
+    rows.append(_row(f"{name} {W}x{H}, {frames} PNG frames: gid animate --mode ibr / floor (remap + PNG)",
+                     f"{ratio:.2f}x ({ours['seconds']:.1f} s / {floor['seconds']:.1f} s)"))
+    rows.append(_row(f"{name} peak memory: gid animate / floor",
+                     f"{ours['peak_rss_mb']:.0f} MB / {floor['peak_rss_mb']:.0f} MB"))
+    return {"status": "ok", "data": data, "rows": rows}
+
+
 def peak_memory_mb(device) -> dict:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0      # Linux: kB
     out = {"cpu_rss_mb": round(rss, 1)}
@@ -298,7 +415,7 @@ def peak_memory_mb(device) -> dict:
     return out
 
 
-SECTIONS = ("splat", "predict", "render", "roundtrip", "simulate", "blender")
+SECTIONS = ("splat", "predict", "render", "roundtrip", "simulate", "blender", "4k", "8k")
 GPU_SECTION = "gpu"      # added by default when the device is CUDA (4K on a CPU would take hours)
 
 
@@ -328,6 +445,8 @@ def run_bench(quick: bool = False, device_name: str = "auto", checkpoint: str | 
         "simulate": lambda: bench_simulate(quick),
         "blender": lambda: bench_blender(quick),
         "gpu": lambda: _bench_gpu(device_name, quick, checkpoint, compile_backend),   # --device cuda (bench_gpu.py)
+        "4k": lambda: bench_scale("4k", device_name, quick),
+        "8k": lambda: bench_scale("8k", device_name, quick),
     }
     for name in sections:
         if name not in runners:

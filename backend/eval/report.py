@@ -180,15 +180,16 @@ def quality_table_md(results: dict) -> str:
             lines.append(_real_bars_md(real_bars) + "\n")
         render = agg.get("rendering", {})
         if render:
-            lines.append("| rendering with true motion | PSNR dB | SSIM |")
-            lines.append("|---|---:|---:|")
+            lines.append("| rendering with true motion | PSNR dB | SSIM | sharpness vs truth | max/min |")
+            lines.append("|---|---:|---:|---:|---:|")
             for mode, label in (("still", "still image (no motion)"), ("splat", "softmax splat preview"),
                                 ("ibr", "IBR (network)")):
                 r = render.get(mode, {})
                 if "psnr" in r:
-                    lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} |")
+                    sharp = (f"{r['sharpness']:.2f} | {r['stability']:.2f}" if "sharpness" in r else "| ")
+                    lines.append(f"| {label} | {r['psnr']:.2f} | {r['ssim']:.3f} | {sharp} |")
                 else:
-                    lines.append(f"| {label} | missing: {r.get('why', 'not run')} | |")
+                    lines.append(f"| {label} | missing: {r.get('why', 'not run')} | | | |")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

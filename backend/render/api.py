@@ -4,19 +4,23 @@
     frames = r.render(image, spectral, fps, T, times=range(30), mode="ibr")   # uint8 (n, H, W, 3)
 
 Displacements come from `shared.spectral.displacement_for_frames` at the spectral grid (the same function
-the add-on's live displacement uses, so both move identically), are resized to the image with
-`shared.spectral.resize_field`, and rendered relative to frame 0 (so frame 0 is I0 exactly: frames whose
-displacement is exactly zero are returned as I0 without touching the network).
+the add-on's live displacement uses, so both move identically), are resized to a working grid (the image up
+to `sharp.FLOW_LONG_SIDE`), and rendered relative to frame 0 (so frame 0 is I0 exactly: frames whose
+displacement is exactly zero are returned as I0 without touching the network). The picture itself is
+backward-warped at full resolution with a sharp kernel, tile by tile (`render.sharp`); the splat preview or
+the IBR network only fills disocclusions, at low resolution.
 The splat metric comes from the displacement over one period of the clip (`preview.splat_metric`).
 Callers with their own per-frame fields (the add-on's pokes and animated controls) pass `displacement`, which
 replaces the spectral evaluation frame by frame; the metric still comes from the ambient period.
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 
@@ -25,6 +29,7 @@ from shared.spectral import displacement_for_frames, resize_field, resize_planes
 from ..device import describe, pick_device
 from ..jobs import NULL_CONTEXT, JobContext
 from .preview import mean_motion, splat_metric, splat_preview
+from .sharp import DEFAULT_KERNEL, KERNELS, SharpFrame, gain_table, invert_flow, source_bounds, work_size
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / "render"
 MODES = ("ibr", "splat")
@@ -86,6 +91,7 @@ class Renderer:
         self.model = model
         self.checkpoint_dir = checkpoint_dir
         self.load_error = load_error
+        self._gains: tuple[bytes, np.ndarray] | None = None    # gain table of the last picture (per chunk reuse)
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "Renderer":
@@ -116,9 +122,25 @@ class Renderer:
 
     def render(self, image, spectral, fps: float, T: int, times: Sequence[float], scene_fps: float | None = None,
                speed: float = 1.0, magnitude: float = 1.0, loop_frames: int = 0, mode: str = "ibr",
-               ctx: JobContext | None = None, displacement=None) -> np.ndarray:
+               ctx: JobContext | None = None, displacement=None, kernel: str = DEFAULT_KERNEL,
+               gain: bool = True) -> np.ndarray:
         """Frames at scene frame numbers `times` (counted from the animation start, at `scene_fps`, default
-        `fps`): uint8 (n, H, W, 3) at the image's full size.
+        `fps`): uint8 (n, H, W, 3) at the image's full size. Same arguments as `frames`."""
+        img = _check_image(image)
+        n = len(np.atleast_1d(times))
+        out = np.empty((n, *img.shape), np.uint8)
+        for i, frame in enumerate(self.frames(img, spectral, fps, T, times, scene_fps, speed, magnitude,
+                                              loop_frames, mode, ctx, displacement, kernel, gain)):
+            out[i] = frame
+        return out
+
+    def frames(self, image, spectral, fps: float, T: int, times: Sequence[float], scene_fps: float | None = None,
+               speed: float = 1.0, magnitude: float = 1.0, loop_frames: int = 0, mode: str = "ibr",
+               ctx: JobContext | None = None, displacement=None, kernel: str = DEFAULT_KERNEL, gain: bool = True):
+        """The frames of `render` one at a time (an iterator of uint8 (H, W, 3)): memory stays at one frame
+        plus low-resolution fields whatever the picture size. Arguments are checked before it returns.
+        kernel: the full-resolution resampling kernel (render.sharp.KERNELS; "cubic" unless measuring);
+        gain: restore the detail energy the kernel loses at sub-pixel offsets (render.sharp.gain_table).
 
         displacement: optional float (n, 2, h, w), one field per entry of `times`, in pixels of its own (h, w)
         grid relative to frame 0 (e.g. the add-on's poke responses and per-frame controls), rendered instead
@@ -130,6 +152,8 @@ class Renderer:
         if mode == "ibr" and self.model is None:
             raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. "
                                "Use mode='splat' or train them with `gid train render`.")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, not {kernel!r}")
         img = _check_image(image)
         if spectral is None and displacement is None:
             raise ValueError("render needs a spectral volume, or per-frame displacement fields")
@@ -142,10 +166,8 @@ class Renderer:
         H, W = img.shape[:2]
         n = len(times)
         disp_given = None if displacement is None else _check_displacement(displacement, n)
-        out = np.empty((n, H, W, 3), np.uint8)
         if n == 0:
-            return out
-        dev = self.device
+            return iter(())
 
         # W(p) over one period of the clip (speed only re-times it; magnitude scales it).
         if spec is not None:
@@ -157,36 +179,81 @@ class Renderer:
         w_grid = np.sqrt(period[:, 0] ** 2 + period[:, 1] ** 2).mean(axis=0)[None, None]   # (1, 1, h, w) px
         # Z is scale-free (W in pixels at a 256-pixel long side), so take it at the grid, then resize the plane.
         z_grid = splat_metric(torch.from_numpy(w_grid))
-        metric = torch.from_numpy(resize_planes(z_grid.numpy(), (W, H))).to(dev)   # (1, 1, H, W)
         # All displacements at their grid in one evaluation (n x 2 x h x w floats, small).
         if disp_given is not None:
             disp_all = disp_given
         else:
             disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude, loop_frames)
-        image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
+        return self._frames(img, disp_all, z_grid, times, mode, kernel, gain, ctx)
 
-        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
+    def _frames(self, img: np.ndarray, disp_all: np.ndarray, z_grid: torch.Tensor, times: np.ndarray, mode: str,
+                kernel: str, gain: bool, ctx: JobContext):
+        """The sharp full-resolution path (render.sharp): motion inverted and the fill (splat preview or IBR
+        network) made at low resolution, the picture backward-warped row tile by row tile."""
+        dev = self.device
+        H, W = img.shape[:2]
+        n = len(times)
+        h, w = work_size(H, W)
+        metric = torch.from_numpy(resize_planes(z_grid.numpy(), (w, h))).to(dev)      # (1, 1, h, w)
+        small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
+        bounds = source_bounds(img)
+        gains = self._gain_table(img, kernel) if gain else None
+        net = None
+        if mode == "ibr":
+            net = _NetworkFill(self.model, small_t, metric)
+        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
             ctx.check()
-            chunk = times[start:start + per_batch]
-            flow = resize_field_fast(torch.from_numpy(disp_all[start:start + per_batch]).to(dev), (W, H))
-            still = flow.flatten(1).abs().amax(dim=1) == 0              # exact I0 for zero displacement
-            frames = image_t.expand(len(chunk), -1, -1, -1).clone()
+            disp = torch.from_numpy(disp_all[start:start + per_batch]).to(dev)
+            still = disp.flatten(1).abs().amax(dim=1) == 0              # exact I0 for zero displacement
             moving = (~still).nonzero().flatten()
+            backward = confidence = fill = None
             if len(moving):
+                flow = resize_field_fast(disp[moving], (w, h))
                 with torch.no_grad():
-                    if mode == "splat":
-                        frames[moving] = splat_preview(image_t, flow[moving], metric)
-                    else:
-                        from .ibr import render_full_size
-                        frames[moving] = render_full_size(self.model, image_t, flow[moving], metric)
-            rgb = (frames.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
-            for i in range(len(chunk)):
-                out[start + i] = img if bool(still[i]) else rgb[i]
+                    backward, confidence = invert_flow(flow, metric)
+                    fill = splat_preview(small_t, flow, metric) if mode == "splat" else net(flow)
+                backward, confidence, fill = (t.float().cpu().numpy() for t in (backward, confidence, fill))
+            k = 0
+            for i in range(len(disp)):
+                if bool(still[i]):
+                    yield img
+                else:
+                    yield SharpFrame(img, bounds, backward[k], confidence[k, 0], fill[k], kernel, gains).render()
+                    k += 1
                 done += 1
                 ctx.step("render", done / n)
-        return out
+
+    def _gain_table(self, img: np.ndarray, kernel: str) -> np.ndarray:
+        """render.sharp.gain_table, kept for the last picture: callers render one picture chunk by chunk."""
+        key = hashlib.blake2b(img.tobytes(), digest_size=16, person=kernel.encode()[:16]).digest()
+        if self._gains is None or self._gains[0] != key:
+            self._gains = (key, gain_table(img, kernel))
+        return self._gains[1]
+
+
+class _NetworkFill:
+    """The IBR network at its working size (<= work_long_side), encoder features of I0 computed once: what
+    the sharp path blends in where the picture is disoccluded."""
+
+    def __init__(self, model, image: torch.Tensor, metric: torch.Tensor):
+        from .ibr import resize_plane
+        self.model = model
+        h, w = image.shape[-2:]
+        work = model.config.work_long_side
+        s = min(1.0, work / max(h, w))
+        self.size = (max(2, round(h * s)), max(2, round(w * s)))
+        self.image = resize_plane(image, self.size)
+        self.metric = resize_plane(metric, self.size)
+        with torch.no_grad():
+            self.features = model.encoder(self.image)
+
+    @torch.no_grad()
+    def __call__(self, flow: torch.Tensor) -> torch.Tensor:
+        from .ibr import resize_flow
+        return self.model(self.image, resize_flow(flow, self.size), self.metric, self.features).clamp(0.0, 1.0)
 
 
     def render_fluid(self, image, fluid, times: Sequence[float], spectral=None, fps: float = 30.0, T: int = 150,

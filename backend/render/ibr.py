@@ -5,8 +5,9 @@ motion-derived metric, synthesis decoder.
     frame = net(image (1 or B, 3, H, W) in [0, 1], flow (B, 2, H, W) px, metric Z (1 or B, 1, H, W))
 
 Z is `preview.splat_metric(W)`, W(p) = mean_t ||F_t(p)||; it is scale-free, so every pyramid level uses the
-same Z resized. Large images: `render_full_size` runs the network at `work_long_side` and uses it only to
-fill what the full-resolution splat of the full-resolution image leaves uncovered, so detail is kept.
+same Z resized. `Renderer` uses the network only to fill disocclusions, at `work_long_side` at most, and
+backward-warps the picture itself at full resolution (render.sharp). `render_full_size` (network at the
+working size, full-resolution forward splat where covered) is the earlier path, kept for comparisons.
 Weights: `save_pretrained(dir)` / `from_pretrained(dir)` = config.json + model.safetensors.
 """
 from __future__ import annotations
