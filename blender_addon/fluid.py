@@ -184,6 +184,7 @@ class FluidBakeTask(bake.BakeTask):
         self.loop_frames = n
         self.times = np.arange(n, dtype=np.float32)
         self.magnitudes = np.ones(n)
+        self.first, self.partial = 0, False     # always the whole loop (BakeTask's chunked-range fields)
         self.mode = mode or s.bake_mode
         self.fmt = fmt or s.bake_format
         self.chunk = int(chunk or s.bake_chunk)

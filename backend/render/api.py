@@ -234,28 +234,6 @@ class Renderer:
         return self._gains[1]
 
 
-class _NetworkFill:
-    """The IBR network at its working size (<= work_long_side), encoder features of I0 computed once: what
-    the sharp path blends in where the picture is disoccluded."""
-
-    def __init__(self, model, image: torch.Tensor, metric: torch.Tensor):
-        from .ibr import resize_plane
-        self.model = model
-        h, w = image.shape[-2:]
-        work = model.config.work_long_side
-        s = min(1.0, work / max(h, w))
-        self.size = (max(2, round(h * s)), max(2, round(w * s)))
-        self.image = resize_plane(image, self.size)
-        self.metric = resize_plane(metric, self.size)
-        with torch.no_grad():
-            self.features = model.encoder(self.image)
-
-    @torch.no_grad()
-    def __call__(self, flow: torch.Tensor) -> torch.Tensor:
-        from .ibr import resize_flow
-        return self.model(self.image, resize_flow(flow, self.size), self.metric, self.features).clamp(0.0, 1.0)
-
-
     def render_fluid(self, image, fluid, times: Sequence[float], spectral=None, fps: float = 30.0, T: int = 150,
                      scene_fps: float | None = None, speed: float = 1.0, magnitude: float = 1.0,
                      mode: str = "splat", ctx: JobContext | None = None) -> np.ndarray:
@@ -335,6 +313,28 @@ class _NetworkFill:
                 done += 1
                 ctx.step("render", done / n)
         return out
+
+
+class _NetworkFill:
+    """The IBR network at its working size (<= work_long_side), encoder features of I0 computed once: what
+    the sharp path blends in where the picture is disoccluded."""
+
+    def __init__(self, model, image: torch.Tensor, metric: torch.Tensor):
+        from .ibr import resize_plane
+        self.model = model
+        h, w = image.shape[-2:]
+        work = model.config.work_long_side
+        s = min(1.0, work / max(h, w))
+        self.size = (max(2, round(h * s)), max(2, round(w * s)))
+        self.image = resize_plane(image, self.size)
+        self.metric = resize_plane(metric, self.size)
+        with torch.no_grad():
+            self.features = model.encoder(self.image)
+
+    @torch.no_grad()
+    def __call__(self, flow: torch.Tensor) -> torch.Tensor:
+        from .ibr import resize_flow
+        return self.model(self.image, resize_flow(flow, self.size), self.metric, self.features).clamp(0.0, 1.0)
 
 
 def throughput(renderer: Renderer, image: np.ndarray, spectral: np.ndarray, fps: float, T: int, mode: str,
