@@ -6,6 +6,10 @@ thread (a `bpy.app.timers` callback in the UI, an explicit loop in scripts and t
 background mode), drains the queue, updates the `Job` objects and runs their callbacks there, so callbacks may
 touch bpy. A job that hears nothing for `idle_timeout` seconds, or whose backend process died (`liveness`),
 fails with a clear message instead of hanging.
+
+With a token the client presents it in the connection handshake (ZMTP PLAIN) as well as in every request; a
+server that refuses the handshake sends nothing back, so the socket's handshake events are watched and the
+jobs fail at once with `unauthorized` and why (wrong token, token missing, or a server that takes none).
 """
 from __future__ import annotations
 
@@ -92,6 +96,8 @@ class BackendClient:
         self.token = token or None
         self.idle_timeout = float(idle_timeout)
         self.liveness = liveness
+        # how the last connection handshake ended: None (none yet), "" (admitted) or why the backend refused it
+        self.handshake: str | None = None
         self.jobs: dict[str, Job] = {}
         self._outbox: queue.Queue = queue.Queue()
         self._inbox: queue.Queue = queue.Queue()
@@ -106,14 +112,18 @@ class BackendClient:
         ctx = zmq.Context.instance()
         sock = ctx.socket(zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
+        monitor = protocol.prepare_client_socket(sock, self.token)
         try:
             sock.connect(self.address)
         except zmq.ZMQError as exc:
             self._inbox.put(("fatal", f"cannot connect to {self.address}: {exc}"))
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close(0)
             return
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
+        poller.register(monitor, zmq.POLLIN)
         try:
             while not self._stop.is_set():
                 while True:
@@ -122,7 +132,12 @@ class BackendClient:
                     except queue.Empty:
                         break
                     sock.send_multipart(frames, copy=False)
-                if dict(poller.poll(20)).get(sock):
+                events = dict(poller.poll(20))
+                if events.get(monitor):
+                    outcome = protocol.handshake_outcome(monitor, self.address, self.token)
+                    if outcome is not None:
+                        self._inbox.put(("handshake", outcome))
+                if events.get(sock):
                     while True:
                         try:
                             frames = sock.recv_multipart(zmq.NOBLOCK, copy=True)
@@ -133,6 +148,8 @@ class BackendClient:
                         except protocol.ProtocolError as exc:
                             self._inbox.put(("bad", f"unreadable reply from backend: {exc}"))
         finally:
+            sock.disable_monitor()
+            monitor.close(0)
             sock.close(0)
 
     # ---------------------------------------------------------------- main thread API
@@ -166,6 +183,8 @@ class BackendClient:
             handled += 1
             if kind == "reply":
                 self._handle(payload)
+            elif kind == "handshake":
+                self.handshake = payload
             else:  # "fatal" / "bad": nothing in flight can succeed
                 self._fail_all("disconnected", payload)
         self._check_health()
@@ -238,6 +257,9 @@ class BackendClient:
     def _check_health(self) -> None:
         if not self.jobs:
             return
+        if self.handshake:
+            self._fail_all(protocol.UNAUTHORIZED, self.handshake)
+            return
         if self.liveness is not None:
             why = self.liveness()
             if why:
@@ -247,6 +269,7 @@ class BackendClient:
         for job in list(self.jobs.values()):
             limit = self.idle_timeout if job.idle_timeout is None else job.idle_timeout
             if not job.finished and now - job.last_activity > limit:
+                hint = ("is `gid serve` running, and is the token right?" if self.token and self.handshake is None
+                        else "is `gid serve` running?")
                 self._finish(job, FAILED, error=BackendError(
-                    "timeout", f"no answer from the backend at {self.address} for {limit:.0f} s "
-                               f"({job.op}); is `gid serve` running?"))
+                    "timeout", f"no answer from the backend at {self.address} for {limit:.0f} s ({job.op}): {hint}"))

@@ -114,6 +114,46 @@ def request(op: str, args: dict | None = None, request_id: str | None = None, to
     return msg
 
 
+# ------------------------------------------------------------------------------------------------------------
+# the connection handshake: a server with a token admits only ZMTP PLAIN peers whose password is the token, so
+# a peer without it cannot make the server buffer even one message (ZeroMQ hands a multipart message over only
+# once all of it has arrived). Clients import zmq; this module does not, hence the lazy imports.
+
+HANDSHAKE_USER = b"gid"        # PLAIN user name; the password is the token
+
+
+def prepare_client_socket(sock, token: str | None):
+    """Before `connect`: present the token in the handshake (when there is one) and return a monitor socket
+    (PAIR) that reports how each handshake ended; read it with `handshake_outcome`."""
+    import zmq
+
+    if token:
+        sock.setsockopt(zmq.PLAIN_USERNAME, HANDSHAKE_USER)
+        sock.setsockopt(zmq.PLAIN_PASSWORD, token.encode("utf-8"))
+    return sock.get_monitor_socket(zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+                                   | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL)
+
+
+def handshake_outcome(monitor, address: str, token: str | None) -> str | None:
+    """Read one event from `prepare_client_socket`'s monitor: "" when a handshake succeeded, a message saying
+    why the server refused the connection (a token problem), or None for an event that says neither."""
+    import zmq
+    from zmq.utils.monitor import recv_monitor_message
+
+    event = recv_monitor_message(monitor)
+    kind, value = event["event"], event["value"]
+    if kind == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+        return ""
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return f"the backend at {address} refused the connection: is the token right?"
+    if kind == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL and value == zmq.PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH:
+        if token:
+            return (f"the backend at {address} takes no token (started without --token, or an older gid serve "
+                    f"that reads it only from requests): is the token right? Clear it or give the server the same")
+        return f"the backend at {address} requires a token: is the token right? (none is set here)"
+    return None
+
+
 def progress(request_id: str, stage: str, done: float) -> dict:
     return {"v": PROTOCOL_VERSION, "id": request_id, "type": "progress", "stage": stage,
             "done": float(min(1.0, max(0.0, done)))}

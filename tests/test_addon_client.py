@@ -13,16 +13,16 @@ import pytest
 
 from blender_addon.backend_process import (TOKEN_ENV, BackendProcess, free_tcp_address, port_open, serve_command,
                                            serve_env)
-from blender_addon.client import DONE, FAILED, BackendClient, BackendError, check_address, is_loopback
+from blender_addon.client import DONE, FAILED, BackendClient, BackendError, Job, check_address, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def start_server(tmp_path):
+def start_server(tmp_path, token: str = ""):
     address = free_tcp_address()
     argv = serve_command(sys.executable, "", address,
                          extra=f"--test-ops --device cpu --log-file '{tmp_path / 'serve-rot.log'}'")
-    proc = BackendProcess(argv, str(tmp_path / "serve.log"), cwd=str(ROOT))
+    proc = BackendProcess(argv, str(tmp_path / "serve.log"), cwd=str(ROOT), env=serve_env(token))
     proc.wait_ready(address, timeout=120)
     return address, proc
 
@@ -124,6 +124,41 @@ def test_no_backend_times_out_without_blocking():
         assert time.monotonic() - t0 < 3
     finally:
         cl.close()
+
+
+def _ping(address: str, token: str, idle_timeout: float = 30) -> tuple[Job, float]:
+    cl = BackendClient(address, token, idle_timeout=idle_timeout)
+    try:
+        t0 = time.monotonic()
+        job = cl.wait(cl.submit("ping", {}), timeout=30)
+        return job, time.monotonic() - t0
+    finally:
+        cl.close()
+
+
+def test_token_is_checked_in_the_handshake_and_refusals_say_why(server, tmp_path):
+    """A backend with a token refuses a connection without it (ZMTP PLAIN handshake): the job fails at once with
+    `unauthorized` and what to check, not after the idle timeout."""
+    secret = "addon-client-token"
+    address, proc = start_server(tmp_path, token=secret)
+    try:
+        for token, phrase in (("", "requires a token"), ("wrong-token-123", "refused the connection")):
+            job, seconds = _ping(address, token)
+            assert job.state == FAILED and job.error.code == "unauthorized", job.error
+            assert phrase in job.error.message and "is the token right?" in job.error.message
+            assert address in job.error.message and seconds < 5
+        job, _ = _ping(address, secret)
+        assert job.state == DONE and job.result["protocol"] == 1
+    finally:
+        proc.stop()
+    # a token for the module's server, which has none
+    job, seconds = _ping(server[0], "some-token-123")
+    assert job.state == FAILED and job.error.code == "unauthorized" and "takes no token" in job.error.message
+    assert seconds < 5
+    # nothing answers at all while a token is set: the timeout asks about the token too
+    job, _ = _ping(free_tcp_address(), "some-token-123", idle_timeout=0.5)
+    assert job.state == FAILED and job.error.code == "timeout"
+    assert "no answer from the backend at" in job.error.message and "is the token right?" in job.error.message
 
 
 def test_launcher_reports_a_failing_command(tmp_path):

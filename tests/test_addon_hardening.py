@@ -126,6 +126,10 @@ def test_started_backend_gets_the_token_through_its_environment(backend_run):
     assert r["token_in_environ"]
     # ... and the server requires it
     assert r["no_token"] == "unauthorized" and r["wrong_token"] == "unauthorized" and r["with_token"] == "ok"
+    # refused in the connection handshake: Connect says so at once, in its report and in the status line
+    assert "refused the connection: is the token right?" in r["connect_wrong"], r
+    assert r["connect_wrong_seconds"] < 5, r
+    assert r["status_wrong"].startswith("not connected: ") and "is the token right?" in r["status_wrong"], r
 
 
 @pytest.mark.slow
@@ -283,6 +287,11 @@ def scenario_backend(workdir: Path, zip_path: str) -> dict:
             cl.close()
 
     out["no_token"], out["wrong_token"], out["with_token"] = ping(""), ping("not-the-token-123"), ping(TOKEN)
+    # Connect with a wrong token: refused in the handshake, reported at once in the operator and the status line
+    prefs.token = "not-the-token-123"
+    out["connect_wrong"], out["connect_wrong_seconds"], _ = _call(bpy, bpy.ops.gid.connect, wait_seconds=30)
+    out["status_wrong"] = bpy.context.window_manager.gid_job.status
+    prefs.token = TOKEN
 
     assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
     s = ob.gid

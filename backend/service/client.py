@@ -7,6 +7,10 @@
 `request` sends one request and waits for its result, calling `on_progress(stage, done)` for progress messages;
 an error reply raises ClientError(code, message). `submit` + `wait` split that in two, so a script can cancel a
 job (`cancel(id)`) from another request on the same client.
+
+With a token the client presents it twice: in the connection handshake (ZMTP PLAIN; a server with a token admits
+no one else) and in every request. A server that refuses the handshake sends nothing back, so the client watches
+its socket's handshake events and fails a request at once with `unauthorized` and a message saying why.
 """
 from __future__ import annotations
 
@@ -36,10 +40,10 @@ class ClientError(Exception):
 class Client:
     def __init__(self, endpoint: str = "tcp://127.0.0.1:5555", token: str | None = None,
                  timeout: float | None = 60.0, limits: Limits = protocol.DEFAULT_LIMITS,
-                 context: zmq.Context | None = None, handshake_token: bool = False):
+                 context: zmq.Context | None = None):
         """timeout: seconds to wait for any message of a request (progress resets it); None = forever.
-        handshake_token: also present the token in the connection handshake (ZMTP PLAIN, user "gid"), as a
-        server started with `gid serve --handshake-token` requires; a wrong one gets no connection (a timeout)."""
+        token: the server's `--token` (presented in the handshake and in each request); None for a server
+        without one."""
         self.endpoint = endpoint
         self.token = token
         self.timeout = timeout
@@ -48,11 +52,9 @@ class Client:
         self._ctx = context or zmq.Context()
         self.socket = self._ctx.socket(zmq.DEALER)
         self.socket.setsockopt(zmq.LINGER, 0)
-        if handshake_token:
-            if not token:
-                raise ValueError("handshake_token needs a token")
-            self.socket.setsockopt(zmq.PLAIN_USERNAME, b"gid")
-            self.socket.setsockopt(zmq.PLAIN_PASSWORD, token.encode("utf-8"))
+        self._monitor = protocol.prepare_client_socket(self.socket, token)
+        # how the last connection handshake ended: None (none yet), "" (admitted) or why the server refused it
+        self.handshake: str | None = None
         self.socket.connect(endpoint)
         self._stash: dict[str, collections.deque] = {}   # replies to other pending ids, read while waiting
 
@@ -63,6 +65,8 @@ class Client:
         self.close()
 
     def close(self) -> None:
+        self.socket.disable_monitor()
+        self._monitor.close(linger=0)
         self.socket.close(linger=0)
         if self._own_context:
             self._ctx.term()
@@ -108,11 +112,22 @@ class Client:
         """The next reply message (progress, result or error dict) of `request_id`; raises ClientError on timeout."""
         stash = self._stash.setdefault(request_id, collections.deque())
         deadline = None if timeout is None else time.monotonic() + timeout
+        poller = zmq.Poller()
+        poller.register(self.socket, zmq.POLLIN)
+        poller.register(self._monitor, zmq.POLLIN)
         while not stash:
+            self._read_handshake_events()
+            if self.handshake:
+                raise ClientError(protocol.UNAUTHORIZED, self.handshake, request_id)
             wait_ms = None if deadline is None else max(0, int((deadline - time.monotonic()) * 1000))
-            if not self.socket.poll(wait_ms, zmq.POLLIN):
-                raise ClientError(TIMEOUT, f"no reply to {request_id} within {timeout} s from {self.endpoint}",
-                                  request_id)
+            events = dict(poller.poll(wait_ms))
+            if not events:
+                hint = (": is `gid serve` running, and is the token right?" if self.token and self.handshake is None
+                        else "")
+                raise ClientError(TIMEOUT, f"no answer from the backend at {self.endpoint} to {request_id} within "
+                                           f"{timeout} s{hint}", request_id)
+            if self.socket not in events:
+                continue
             frames = self.socket.recv_multipart(copy=False)
             try:
                 reply = protocol.parse_reply([f.buffer for f in frames], self.limits)
@@ -126,6 +141,12 @@ class Client:
                 self._stash[rid].append(reply)
             # replies to ids nobody waits for (e.g. after a timeout) are dropped
         return stash.popleft()
+
+    def _read_handshake_events(self) -> None:
+        while self._monitor.poll(0):
+            outcome = protocol.handshake_outcome(self._monitor, self.endpoint, self.token)
+            if outcome is not None:
+                self.handshake = outcome
 
 
 # ------------------------------------------------------------------------------------------------------------

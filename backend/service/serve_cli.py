@@ -22,11 +22,9 @@ def register(subparsers) -> None:
                    help="weights root laid out like backend/weights/default (<DIR>/vae, <DIR>/ldm, <DIR>/render); "
                         "default: the shipped default weights")
     p.add_argument("--token", default=None,
-                   help=f"shared secret every request must carry (default: ${ENV_TOKEN} if set)")
-    p.add_argument("--handshake-token", action="store_true",
-                   help="check the token when a client connects (ZMTP PLAIN, user 'gid', password = token), so a "
-                        "peer without it cannot make the server buffer even one message; clients must then set "
-                        "those credentials (backend.service.client.Client(handshake_token=True))")
+                   help=f"shared secret (default: ${ENV_TOKEN} if set), at least 8 characters. A client presents it "
+                        f"when it connects (ZMTP PLAIN, user 'gid', password = token), so a peer without it gets no "
+                        f"connection, and in every request")
     p.add_argument("--max-queue", type=int, default=8, help="jobs that may wait behind the running one")
     p.add_argument("--max-pixels", type=int, default=16_000_000, help="largest image (H*W) accepted")
     p.add_argument("--log-file", default=None,
@@ -46,8 +44,6 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"refusing to bind {args.bind} without --token: any machine that can reach it could "
                          f"run jobs on this one. Bind tcp://127.0.0.1:PORT, or pass --token SECRET (or set "
                          f"${ENV_TOKEN}) and give the same token to the clients")
-    if args.handshake_token and token is None:
-        raise ValueError(f"--handshake-token needs --token (or ${ENV_TOKEN})")
     if args.max_queue < 1 or args.max_pixels < 1:
         raise ValueError("--max-queue and --max-pixels must be >= 1")
 
@@ -67,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     amp = autocast_dtype(device)
     description = describe(device) + (f" (autocast {str(amp).removeprefix('torch.')})" if amp is not None else "")
     config = ServerConfig(bind=args.bind, device=args.device, device_description=description,
-                          checkpoint=args.checkpoint, token=token, handshake_token=args.handshake_token,
-                          max_queue=args.max_queue,
+                          checkpoint=args.checkpoint, token=token, max_queue=args.max_queue,
                           limits=Limits(max_pixels=args.max_pixels), op_limits=OpLimits(max_pixels=args.max_pixels),
                           test_ops=args.test_ops)
     server = Server(config)

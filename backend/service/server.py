@@ -19,10 +19,11 @@ connection) only a frame that no valid message could hold; a frame over the per-
 `too_large`. RCVHWM bounds queued messages per client, then a bounded job queue and a bounded outbox of final
 replies waiting for a slow client.
 
-ZeroMQ delivers a multipart message only once all of it has arrived, so a peer can still make the server buffer
-one whole message before any of it is read. With `handshake_token` the token is checked in the connection
-handshake instead (ZMTP PLAIN, password = token, answered here over ZAP): a peer without it never gets a
-message in at all.
+ZeroMQ delivers a multipart message only once all of it has arrived, so an envelope check alone would let a peer
+make the server buffer one whole message before any of it is read. So with a token it is checked first in the
+connection handshake (ZMTP PLAIN, user "gid", password = token, answered here over ZAP): a peer without it never
+gets a message in at all. The envelope check stays behind it (a peer could pass the handshake and still send a
+request without its token).
 """
 from __future__ import annotations
 
@@ -51,7 +52,6 @@ log = logging.getLogger("gid.server")
 RETRY_FINAL_S = 30.0           # how long a final reply waits for a slow client's full pipe before it is dropped
 MAX_OUTBOX_RETRIES = 1000      # final replies parked for slow clients (bounded: the queue bounds jobs anyway)
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # fixed by the ZAP RFC (27/ZAP)
-HANDSHAKE_USER = b"gid"                   # PLAIN user name; the password is the token
 
 
 @dataclass
@@ -62,7 +62,6 @@ class ServerConfig:
     checkpoint: str | None = None
     token: str | None = None
     max_queue: int = 8                # jobs waiting behind the running one
-    handshake_token: bool = False     # check the token in the ZMTP handshake (PLAIN), not only in the envelope
     limits: Limits = field(default_factory=Limits)
     op_limits: OpLimits = field(default_factory=OpLimits)
     test_ops: bool = False
@@ -92,9 +91,7 @@ class Server:
                                                    limits.max_header_bytes))
         self.router.setsockopt(zmq.RCVHWM, 16)  # bounds what one client can queue here
         self.zap: zmq.Socket | None = None
-        if config.handshake_token:
-            if not config.token:
-                raise ValueError("handshake_token needs a token")
+        if config.token:
             # ZAP: libzmq asks this socket (inproc, answered by the socket thread) about every new connection.
             self.zap = self.ctx.socket(zmq.REP)
             self.zap.bind(ZAP_ENDPOINT)
@@ -253,7 +250,7 @@ class Server:
                 return
             request_id = msg[1] if len(msg) > 1 else b""
             mechanism, credentials = (msg[5], msg[6:]) if len(msg) >= 6 else (b"", [])
-            ok = (mechanism == b"PLAIN" and len(credentials) == 2 and credentials[0] == HANDSHAKE_USER
+            ok = (mechanism == b"PLAIN" and len(credentials) == 2 and credentials[0] == protocol.HANDSHAKE_USER
                   and hmac.compare_digest(credentials[1], token))
             if not ok:
                 log.info("refused a connection from %s: no or wrong token in the handshake",
