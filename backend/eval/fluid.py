@@ -27,7 +27,7 @@ def contrast(frame: np.ndarray, region: np.ndarray) -> float:
 
 
 def river_band_bar(size: tuple[int, int] = (256, 160), loop_frames: int = 48, mode: str = "splat",
-                   renderer=None) -> dict:
+                   renderer=None, sharp: bool = True) -> dict:
     from ..render.api import Renderer
     from ..render.fluid import FluidMotion
 
@@ -38,7 +38,7 @@ def river_band_bar(size: tuple[int, int] = (256, 160), loop_frames: int = 48, mo
     velocity = densify(strokes, sc.mask)
     motion = FluidMotion.prepare(velocity, sc.mask, loop_frames)
     renderer = renderer or Renderer.load(device="cpu")
-    frames = renderer.render_fluid(image, motion, np.arange(loop_frames + 1), mode=mode)
+    frames = renderer.render_fluid(image, motion, np.arange(loop_frames + 1), mode=mode, sharp=sharp)
     outside = ~sc.mask
     outside_diff = int(np.abs(frames[:, outside].astype(int) - image[outside].astype(int)).max())
     # along the stroke: the band's core (away from the faded banks and the picture's edges)
