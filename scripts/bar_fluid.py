@@ -22,6 +22,10 @@ def main() -> None:
     print(f"  loop seam / median frame-to-frame change = {r['seam_ratio']:.2f} (bar <= 1.5); "
           f"frame N == frame 0: {r['frame_N_equals_frame_0']}")
     print(f"  texture contrast at the worst frame / input = {r['contrast_ratio_worst']:.2f} (bar >= 0.6)")
+    o = river_band_bar(mode=args.mode, sharp=False)
+    print(f"  the same with the old symmetric splat (render_fluid sharp=False): outside {o['outside_max_diff']}, "
+          f"flow {o['flow_along_min']:.3f} .. {o['flow_along_max']:.3f}, seam {o['seam_ratio']:.2f}, "
+          f"contrast {o['contrast_ratio_worst']:.2f}")
     print("strokes -> field, EPE inside the mask (bar <= 0.25 px/frame):")
     for name, (n, e) in strokes_epe().items():
         print(f"  {name:7s} {n} strokes  EPE {e:.3f}")

@@ -27,6 +27,19 @@ def test_bar_river_band_loop(mode):
     assert r["contrast_ratio_worst"] >= 0.6
 
 
+def test_fluid_loop_keeps_detail():
+    """Issue 25 on the fluid path: on a textured river at sub-pixel speed the sharp path keeps the detail the
+    loop's cross-fade allows (>= 0.85x of the whole-pixel ceiling every frame; >= 0.85x of the input where
+    the cross-fade has barely begun), where the old symmetric splat loses up to a quarter of it."""
+    from backend.eval.fluid import river_sharpness
+
+    r = river_sharpness()
+    assert r["new_over_ceiling"].min() >= 0.85, r["new_over_ceiling"]
+    assert r["new"][0] >= 0.85 and r["new"][-1] >= 0.85          # frames 1 and N-1: weight 1 - 1/N
+    assert r["new"].mean() > r["old"].mean() * 1.1
+    assert r["old_over_ceiling"].min() < 0.8                       # the old path really was softer
+
+
 def test_bar_field_from_strokes():
     for name, (n, epe) in strokes_epe().items():
         assert 3 <= n <= 5 and epe <= 0.25, (name, n, epe)

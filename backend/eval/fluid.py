@@ -27,7 +27,7 @@ def contrast(frame: np.ndarray, region: np.ndarray) -> float:
 
 
 def river_band_bar(size: tuple[int, int] = (256, 160), loop_frames: int = 48, mode: str = "splat",
-                   renderer=None) -> dict:
+                   renderer=None, sharp: bool = True) -> dict:
     from ..render.api import Renderer
     from ..render.fluid import FluidMotion
 
@@ -38,7 +38,7 @@ def river_band_bar(size: tuple[int, int] = (256, 160), loop_frames: int = 48, mo
     velocity = densify(strokes, sc.mask)
     motion = FluidMotion.prepare(velocity, sc.mask, loop_frames)
     renderer = renderer or Renderer.load(device="cpu")
-    frames = renderer.render_fluid(image, motion, np.arange(loop_frames + 1), mode=mode)
+    frames = renderer.render_fluid(image, motion, np.arange(loop_frames + 1), mode=mode, sharp=sharp)
     outside = ~sc.mask
     outside_diff = int(np.abs(frames[:, outside].astype(int) - image[outside].astype(int)).max())
     # along the stroke: the band's core (away from the faded banks and the picture's edges)
@@ -113,4 +113,103 @@ def network_vs_hints(net, scenes: int = 40, size: tuple[int, int] = (96, 64), fi
         rows["network_plus_3"].append(endpoint_error(predict_velocity(net, image, mask, strokes), v, mask))
     out = {k: float(np.mean(x)) for k, x in rows.items()}
     out["scenes"] = len(rows["zero"])
+    return out
+
+
+def _shift_x(image: np.ndarray, dx: int) -> np.ndarray:
+    """I0 moved right by a whole number of pixels (edge replicated): the ideal resampling."""
+    if dx == 0:
+        return image.copy()
+    out = np.empty_like(image)
+    if dx > 0:
+        out[:, dx:] = image[:, :-dx]
+        out[:, :dx] = image[:, :1]
+    else:
+        out[:, :dx] = image[:, -dx:]
+        out[:, dx:] = image[:, -1:]
+    return out
+
+
+def river_sharpness(size: tuple[int, int] = (256, 160), loop_frames: int = 24, speed: float = 0.6,
+                    seed: int = 5, renderer=None) -> dict:
+    """Detail kept on a textured river band flowing right at `speed` px/frame (sub-pixel offsets), rendered as
+    a loop by the old symmetric splat and by the sharp path (splat fill), beside the ceiling of the loop's
+    cross-fade: frame t blends I0 moved by whole pixels round(speed t) and -round(speed (N - t)) with the loop
+    weights, i.e. perfect resampling, so what it loses is the blend of two copies itself.
+
+    Laplacian energy in the band's core (away from the faded banks and the picture's edges) per frame
+    t = 1..N-1, over the input's: {"old"|"new"|"ceiling": (N-1,) arrays}, plus "new_over_ceiling" and
+    "old_over_ceiling" (per frame) and "first" (frame 1, forward weight 1 - 1/N: almost no cross-fade)."""
+    from shared.eulerian import loop_pair
+
+    from ..render.api import Renderer
+    from ..render.fluid import FluidMotion
+    from .metrics import laplacian_energy
+
+    W, H = size
+    sc = river_band(size, speed=speed)
+    image = texture(size, seed=seed, sigma=1.0)
+    motion = FluidMotion.prepare(sc.velocity, sc.mask, loop_frames)
+    renderer = renderer or Renderer.load(device="cpu")
+    times = np.arange(1, loop_frames)
+    frames = {"old": renderer.render_fluid(image, motion, times, mode="splat", sharp=False),
+              "new": renderer.render_fluid(image, motion, times, mode="splat")}
+    ceiling = []
+    for t in times:
+        k, back, wf, wb = loop_pair(t, loop_frames)
+        blend = (wf * _shift_x(image, int(round(speed * k))).astype(np.float32)
+                 + wb * _shift_x(image, -int(round(speed * back))).astype(np.float32))
+        ceiling.append(blend)
+    frames["ceiling"] = np.stack(ceiling)
+    core = sc.mask & (border_fade(sc.mask, 12) >= 1.0)
+    core[:, :W // 10] = False
+    core[:, -W // 10:] = False
+    e0 = laplacian_energy(image, core)
+    out = {k: np.array([laplacian_energy(f, core) for f in v]) / e0 for k, v in frames.items()}
+    out["new_over_ceiling"] = out["new"] / out["ceiling"]
+    out["old_over_ceiling"] = out["old"] / out["ceiling"]
+    return out
+
+
+def inversion_error(size: tuple[int, int] = (256, 160), loop_frames: int = 48,
+                    times: tuple[int, ...] = (6, 24, 42)) -> dict[int, dict[str, float]]:
+    """How exactly each backward field undoes the forward displacement F_0->t on the curved "river" scene:
+    {t: mean |B(q) + F(q + B(q))| px} in the mask's core where q + B(q) stays in the picture (outside it the
+    fields are edge-clamped, not inverse), for B = the splat inversion the renderer uses
+    (render.sharp.invert_flow; over its confident pixels, "confident" = their share) and B = the steady field
+    integrated backward (F_0->-t: Euler there and back is not an exact inverse)."""
+    import torch
+
+    from shared.eulerian import sample_bilinear
+    from shared.spectral import resize_field
+
+    from ..render.fluid import FluidMotion
+    from ..render.sharp import invert_flow
+
+    W, H = size
+    sc = scene("river", size)
+    motion = FluidMotion.prepare(sc.velocity, sc.mask, loop_frames)
+    core = sc.mask & (border_fade(sc.mask, 12) >= 1.0)
+    core[:, :W // 10] = False
+    core[:, -W // 10:] = False
+    gy, gx = np.mgrid[0:H, 0:W].astype(np.float32)
+    out = {}
+    for t in times:
+        fwd, _, _ = motion.flows([t], size)
+        with torch.no_grad():
+            inv, conf = invert_flow(fwd, torch.zeros((1, 1, H, W)))
+        f = fwd[0].numpy()
+        integrated = motion.backward[t]          # F_0->-t at the integration grid
+        if integrated.shape[1:] != (H, W):
+            integrated = resize_field(integrated, size)
+        row = {}
+        for name, b, valid in (("splat_inversion", inv[0].numpy(), conf[0, 0].numpy() >= 1.0),
+                               ("integrated_backward", integrated, np.ones((H, W), bool))):
+            x, y = gx + b[0], gy + b[1]
+            r = b + sample_bilinear(f, x, y)
+            inside = core & (x >= 1) & (x <= W - 2) & (y >= 1) & (y <= H - 2)
+            row[name] = float(np.sqrt((r ** 2).sum(0))[inside & valid].mean())
+            if name == "splat_inversion":
+                row["confident"] = float((inside & valid).sum() / max(1, inside.sum()))
+        out[t] = row
     return out

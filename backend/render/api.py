@@ -236,13 +236,17 @@ class Renderer:
 
     def render_fluid(self, image, fluid, times: Sequence[float], spectral=None, fps: float = 30.0, T: int = 150,
                      scene_fps: float | None = None, speed: float = 1.0, magnitude: float = 1.0,
-                     mode: str = "splat", ctx: JobContext | None = None) -> np.ndarray:
+                     mode: str = "splat", ctx: JobContext | None = None, sharp: bool = True,
+                     kernel: str = DEFAULT_KERNEL, gain: bool = True) -> np.ndarray:
         """Frames of an Eulerian loop (`fluid`: a `render.fluid.FluidMotion` at this image's size, N =
         fluid.loop_frames scene frames) at scene frame numbers `times`: uint8 (n, H, W, 3).
 
         Without `spectral` (fluid only) every pixel outside the fluid mask is I0 exactly. With `spectral` (a
         mixed scene) the spectral motion, looped over the same N frames, moves everything outside the mask
-        and is zero inside; both splats of a frame carry it, so it renders once outside the mask."""
+        and is zero inside; both splats of a frame carry it, so it renders once outside the mask.
+        sharp (default): I0 backward-warped per term with `kernel` and the detail `gain` (render.fluid.sharp_pair),
+        the splat / network only filling what neither term covers; False: the two softmax splats themselves
+        (the path before issue 25, kept to measure against)."""
         from .fluid import symmetric_splat
 
         ctx = ctx or NULL_CONTEXT
@@ -250,6 +254,8 @@ class Renderer:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "ibr" and self.model is None:
             raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. Use mode='splat'.")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, not {kernel!r}")
         img = _check_image(image)
         H, W = img.shape[:2]
         if fluid.mask.shape != (H, W):
@@ -285,6 +291,9 @@ class Renderer:
         image_t = torch.from_numpy(img).to(dev).permute(2, 0, 1)[None].float() / 255.0
         keep = torch.from_numpy(fluid.mask).to(dev)[None, None] if spec is None else None
 
+        if sharp:
+            self._fluid_sharp(img, fluid, times, disp_all, metric, outside, mode, kernel, gain, out, ctx)
+            return out
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
         done = 0
         for start in range(0, n, per_batch):
@@ -313,6 +322,57 @@ class Renderer:
                 done += 1
                 ctx.step("render", done / n)
         return out
+
+    def _fluid_sharp(self, img: np.ndarray, fluid, times: np.ndarray, disp_all, metric: torch.Tensor,
+                     outside: torch.Tensor, mode: str, kernel: str, gain: bool, out: np.ndarray, ctx: JobContext):
+        """render_fluid's sharp path into `out`: both terms' fields inverted and the fill made at the working
+        grid (render.sharp.work_size), the picture warped at full resolution (render.fluid.sharp_pair)."""
+        from .fluid import sharp_pair, symmetric_splat
+
+        dev = self.device
+        H, W = img.shape[:2]
+        n = len(times)
+        h, w = work_size(H, W)
+        metric_s = torch.from_numpy(resize_planes(metric.cpu().numpy(), (w, h))).to(dev)
+        outside_s = torch.from_numpy(resize_planes(outside.cpu().numpy(), (w, h))).to(dev)
+        small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
+        bounds = source_bounds(img)
+        gains = self._gain_table(img, kernel) if gain else None
+        net = _NetworkFill(self.model, small_t, metric_s) if mode == "ibr" else None
+        keep = fluid.mask if disp_all is None else None
+        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
+        done = 0
+        for start in range(0, n, per_batch):
+            ctx.check()
+            chunk = times[start:start + per_batch]
+            fwd, bwd, wf = fluid.flows(chunk, (w, h))
+            fwd, bwd = fwd.to(dev), bwd.to(dev)
+            if disp_all is not None:
+                d = resize_field_fast(torch.from_numpy(disp_all[start:start + per_batch]).to(dev), (w, h))
+                fwd, bwd = fwd + d * outside_s, bwd + d * outside_s
+            b = len(chunk)
+            with torch.no_grad():
+                backward, confidence = invert_flow(torch.cat([fwd, bwd]), metric_s)
+                if net is None:
+                    fill = symmetric_splat(small_t, fwd, bwd, wf.to(dev), metric_s)
+                else:
+                    wv = wf.to(dev).view(-1, 1, 1, 1)
+                    fill = wv * net(fwd) + (1.0 - wv) * net(bwd)
+            backward = backward.float().cpu().numpy().reshape(2, b, 2, h, w)
+            confidence = confidence.float().cpu().numpy().reshape(2, b, h, w)
+            fill = fill.float().cpu().numpy()
+            for i in range(b):
+                if float(wf[i]) == 1.0 and bool(fwd[i].abs().amax() == 0):    # frame 0 (= frame N) is I0
+                    out[start + i] = img
+                else:
+                    frame = sharp_pair(img, bounds, backward[:, i], confidence[:, i], float(wf[i]), fill[i],
+                                       kernel, gains)
+                    if keep is not None:                            # fluid only: still pixels exactly still
+                        frame[~keep] = img[~keep]
+                    out[start + i] = frame
+                done += 1
+                ctx.step("render", done / n)
 
 
 class _NetworkFill:

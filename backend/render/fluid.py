@@ -7,6 +7,12 @@ Frame t of a loop of N: the splat of I0 forward by F_0->t with weight 1 - t/N an
 F_0->-(N-t) with weight t/N, added as unnormalised softmax sums and normalised per pixel (each splat's
 own normaliser times its loop weight), so a hole of one splat is filled by the other; what neither covers is
 push-pull filled. Frame N = frame 0 = I0 (`shared.eulerian.loop_pair`).
+
+That splat resamples bilinearly at sub-pixel offsets, which softens texture (issue 25), so the renderer's
+default is `sharp_pair`: each term's forward field is inverted (`render.sharp.invert_flow`), I0 is
+backward-warped with the sharp kernel, 2x2 clamp and detail gain (`render.sharp.SharpFrame`), the two warps
+are blended by their loop weights times their confidences, normalised per pixel, and `symmetric_splat` at the
+working resolution only fills what neither term covers.
 """
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from shared.eulerian import MAX_LOOP_FRAMES, border_fade, check_mask, integrate,
 from shared.spectral import resize_field
 
 from .preview import push_pull_fill
+from .sharp import TILE_ROWS, SharpFrame, _upsample_rows
 from .softsplat import softsplat
 
 INTEGRATE_LONG_SIDE = 512          # integration grid: the field is smooth, displacements are upsampled
@@ -96,3 +103,34 @@ def symmetric_splat(image: torch.Tensor, flow_fwd: torch.Tensor, flow_bwd: torch
     # a pixel either splat covers is known (the ratio above already takes what is there): fill only the rest
     coverage = torch.maximum(a.coverage, b.coverage).clamp(max=1.0)
     return push_pull_fill(out, coverage)
+
+
+def sharp_pair(image: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], backward: np.ndarray,
+               confidence: np.ndarray, w_fwd: float, fill: np.ndarray, kernel: str, gains: np.ndarray | None,
+               tile_rows: int = TILE_ROWS) -> np.ndarray:
+    """One loop frame at full resolution, uint8 (H, W, 3). image I0 uint8 (H, W, 3), bounds its
+    `sharp.source_bounds`; backward (2, 2, h, w): the inverted forward and backward terms' fields at the
+    working grid; confidence (2, h, w); w_fwd the forward loop weight; fill (3, hf, wf) in [0, 1] (the
+    symmetric splat or network at low resolution) where neither term is confident.
+
+    out = c * (wf ca A + wb cb B) / (wf ca + wb cb) + (1 - c) * fill, c = max(ca, cb): as in the splat, a hole
+    of one term is filled by the other whatever its loop weight."""
+    H, W = image.shape[:2]
+    terms = [SharpFrame(image, bounds, backward[i], confidence[i], None, kernel, gains) for i in range(2)]
+    conf = np.ascontiguousarray(np.moveaxis(confidence, 0, -1).astype(np.float32))     # (h, w, 2)
+    fill_hw = np.ascontiguousarray(np.moveaxis(fill, 0, -1).astype(np.float32) * 255.0)
+    weights = np.array([w_fwd, 1.0 - w_fwd], np.float32)
+    out = np.empty_like(image)
+    for y0 in range(0, H, max(1, tile_rows)):
+        y1 = min(H, y0 + tile_rows)
+        a, b = (t.rows(y0, y1).astype(np.float32) for t in terms)
+        c = _upsample_rows(conf, (H, W), y0, y1)                   # (rows, W, 2)
+        wc = c * weights
+        den = wc.sum(axis=-1, keepdims=True)
+        ok = den > 0
+        mix = np.where(ok, (wc[..., :1] * a + wc[..., 1:] * b) / np.where(ok, den, 1.0), 0.5 * (a + b))
+        cmax = c.max(axis=-1, keepdims=True).clip(0.0, 1.0)
+        if (cmax < 1.0).any():
+            mix = cmax * mix + (1.0 - cmax) * _upsample_rows(fill_hw, (H, W), y0, y1)
+        out[y0:y1] = np.clip(np.rint(mix), 0, 255).astype(np.uint8)
+    return out

@@ -144,10 +144,11 @@ class SharpFrame:
     """One frame's low-resolution inputs; `rows(y0, y1)` renders full-resolution rows of it.
 
     image: uint8 (H, W, 3) I0; bounds: `source_bounds(image)`; backward: (2, h, w) backward flow in pixels of
-    its (h, w) grid; confidence: (h, w); fill: (3, hf, wf) float in [0, 1] used where confidence < 1."""
+    its (h, w) grid; confidence: (h, w); fill: (3, hf, wf) float in [0, 1] used where confidence < 1, or None
+    for the warp alone (the caller blends: the fluid loop's two terms, render.fluid.sharp_pair)."""
 
     def __init__(self, image: np.ndarray, bounds: tuple[np.ndarray, np.ndarray], backward: np.ndarray,
-                 confidence: np.ndarray, fill: np.ndarray, kernel: str = DEFAULT_KERNEL,
+                 confidence: np.ndarray, fill: np.ndarray | None, kernel: str = DEFAULT_KERNEL,
                  gains: np.ndarray | None = None):
         if kernel not in KERNELS:
             raise ValueError(f"kernel must be one of {sorted(KERNELS)}, not {kernel!r}")
@@ -157,8 +158,9 @@ class SharpFrame:
         # flow in full-resolution pixels, with the confidence as a third channel: one upsampling per tile
         self.motion = np.ascontiguousarray(np.stack([backward[0] * (W / w), backward[1] * (H / h), confidence],
                                                     axis=-1).astype(np.float32))
-        self.fill = np.ascontiguousarray(np.moveaxis(fill, 0, -1).astype(np.float32) * 255.0)
-        self.any_fill = bool((confidence < 1.0).any())
+        self.fill = (None if fill is None
+                     else np.ascontiguousarray(np.moveaxis(fill, 0, -1).astype(np.float32) * 255.0))
+        self.any_fill = fill is not None and bool((confidence < 1.0).any())
 
     def rows(self, y0: int, y1: int) -> np.ndarray:
         H, W = self.image.shape[:2]
