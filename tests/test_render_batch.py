@@ -1,5 +1,4 @@
-"""The GPU render path (backend/render/batch.py) on the CPU: the same code as with --device cuda, minus pinned
-buffers. Batched frames equal Renderer.render's; autocast and torch.compile (backend "eager": the wiring, no
+"""The GPU render path (backend/render/batch.py) on the CPU: the same code as with --device cuda. Batched frames equal Renderer.render's; autocast and torch.compile (backend "eager": the wiring, no
 compiler) run and stay close; cancellation and bad options are clear."""
 from __future__ import annotations
 
@@ -85,9 +84,9 @@ def test_stream_order_cancel_and_options(scene, renderer):
     ctx = JobContext(on_progress=lambda stage, done: ctx.cancel_event.set() if done > 0 else None)
     with pytest.raises(Cancelled):
         br.render(img, spec, FPS, T, TIMES, mode="splat", ctx=ctx)
-    with pytest.raises(ValueError, match="pinned host buffers need a CUDA device"):
-        BatchRenderer(renderer, GpuOptions(pinned=True))
+    with pytest.raises(ValueError, match="batch and max_batch_pixels must be >= 1"):
+        BatchRenderer(renderer, GpuOptions(batch=0))
     with pytest.raises(ValueError, match="mode must be one of"):
         br.render(img, spec, FPS, T, TIMES, mode="nope")
     cpu = GpuOptions.for_device(torch.device("cpu"))
-    assert cpu.amp is None and not cpu.pinned
+    assert cpu.amp is None

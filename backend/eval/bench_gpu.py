@@ -1,7 +1,7 @@
 """`gid bench --device cuda`, section "gpu": what the GPU path (backend/render/batch.py) buys, in one run.
 
 Per size (512x288, 1920x1080, 3840x2160) and mode (splat, ibr): frames/s of the plain `Renderer.render` and of
-the batched path (frames per call, autocast, pinned double-buffered copies), their ratio, the largest pixel
+the batched path (frames per low-resolution call, autocast, compile), their ratio, the largest pixel
 difference autocast makes against float32 (levels of 255), and the peak GPU memory; optionally (--compile
 BACKEND) the batched path with torch.compile, its first call (compile time) reported apart. Then one predict
 (the model's default steps) in float32 and under autocast. Every number is measured here, side by side, after
@@ -53,7 +53,7 @@ def bench_gpu(device_name: str, quick: bool, checkpoint: str | None = None, comp
     spectral = _bench_spectral(*GRID)
     rng = np.random.default_rng(0)
     rows, data = [], {"device": describe(dev), "options": {
-        "batch": fast.options.batch, "amp": str(fast.options.amp), "pinned": fast.options.pinned,
+        "batch": fast.options.batch, "amp": str(fast.options.amp),
         "compile": compile_backend}}
     for W, H in sizes or GPU_SIZES:
         image = rng.integers(0, 255, (H, W, 3), dtype=np.uint8)

@@ -15,6 +15,7 @@ replaces the spectral evaluation frame by frame; the metric still comes from the
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
 from pathlib import Path
@@ -147,13 +148,23 @@ class Renderer:
         of evaluating `spectral` at `times`. The splat metric still comes from the ambient motion over one
         period: from `spectral` (with `magnitude`) when given, else from the mean norm of these fields."""
         ctx = ctx or NULL_CONTEXT
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, not {kernel!r}")
+        img, disp_all, z_grid = self.prepare(image, spectral, fps, T, times, scene_fps, speed, magnitude,
+                                             loop_frames, mode, displacement)
+        if len(disp_all) == 0:
+            return iter(())
+        return self._frames(img, disp_all, z_grid, mode, kernel, gain, ctx)
+
+    def prepare(self, image, spectral, fps: float, T: int, times: Sequence[float], scene_fps: float | None,
+                speed: float, magnitude: float, loop_frames: int, mode: str, displacement=None):
+        """Check `frames`' arguments and evaluate the motion: (image uint8 (H, W, 3), every frame's displacement
+        (n, 2, h, w) at its grid, the splat metric Z (1, 1, h, w) at the grid)."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
         if mode == "ibr" and self.model is None:
             raise RuntimeError(f"IBR rendering needs trained weights: {self.load_error}. "
                                "Use mode='splat' or train them with `gid train render`.")
-        if kernel not in KERNELS:
-            raise ValueError(f"kernel must be one of {sorted(KERNELS)}, not {kernel!r}")
         img = _check_image(image)
         if spectral is None and displacement is None:
             raise ValueError("render needs a spectral volume, or per-frame displacement fields")
@@ -163,11 +174,10 @@ class Renderer:
         times = np.atleast_1d(np.asarray(times, dtype=np.float64))
         if times.ndim != 1 or not np.isfinite(times).all():
             raise ValueError("times must be a 1-D sequence of finite frame numbers")
-        H, W = img.shape[:2]
         n = len(times)
         disp_given = None if displacement is None else _check_displacement(displacement, n)
         if n == 0:
-            return iter(())
+            return img, np.zeros((0, 2, 1, 1), np.float32), None
 
         # W(p) over one period of the clip (speed only re-times it; magnitude scales it).
         if spec is not None:
@@ -184,15 +194,18 @@ class Renderer:
             disp_all = disp_given
         else:
             disp_all = displacement_for_frames(spec, int(T), fps, times, scene_fps, speed, magnitude, loop_frames)
-        return self._frames(img, disp_all, z_grid, times, mode, kernel, gain, ctx)
+        return img, disp_all, z_grid
 
-    def _frames(self, img: np.ndarray, disp_all: np.ndarray, z_grid: torch.Tensor, times: np.ndarray, mode: str,
-                kernel: str, gain: bool, ctx: JobContext):
+    def _frames(self, img: np.ndarray, disp_all: np.ndarray, z_grid: torch.Tensor, mode: str, kernel: str,
+                gain: bool, ctx: JobContext, per_batch: int | None = None, model=None,
+                autocast=contextlib.nullcontext):
         """The sharp full-resolution path (render.sharp): motion inverted and the fill (splat preview or IBR
-        network) made at low resolution, the picture backward-warped row tile by row tile."""
+        network) made at low resolution, `per_batch` frames per call (default: what bounds memory on a CPU),
+        the network (`model`, default this renderer's) under `autocast()`; the picture backward-warped row tile
+        by row tile on the host."""
         dev = self.device
         H, W = img.shape[:2]
-        n = len(times)
+        n = len(disp_all)
         h, w = work_size(H, W)
         metric = torch.from_numpy(resize_planes(z_grid.numpy(), (w, h))).to(dev)      # (1, 1, h, w)
         small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
@@ -201,8 +214,8 @@ class Renderer:
         gains = self._gain_table(img, kernel) if gain else None
         net = None
         if mode == "ibr":
-            net = _NetworkFill(self.model, small_t, metric)
-        per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
+            net = _NetworkFill(self.model if model is None else model, small_t, metric)
+        per_batch = per_batch or max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
             ctx.check()
@@ -214,7 +227,11 @@ class Renderer:
                 flow = resize_field_fast(disp[moving], (w, h))
                 with torch.no_grad():
                     backward, confidence = invert_flow(flow, metric)
-                    fill = splat_preview(small_t, flow, metric) if mode == "splat" else net(flow)
+                    if mode == "splat":
+                        fill = splat_preview(small_t, flow, metric)
+                    else:
+                        with autocast():
+                            fill = net(flow)
                 backward, confidence, fill = (t.float().cpu().numpy() for t in (backward, confidence, fill))
             k = 0
             for i in range(len(disp)):

@@ -598,7 +598,7 @@ def run_render(args: dict, models: Models, ctx: JobContext) -> dict:
     else:
         render = renderer.render
         if getattr(getattr(renderer, "device", None), "type", None) == "cuda":
-            # the GPU path: many frames per call, autocast, pinned copies (backend/render/batch.py)
+            # the GPU path: many frames per low-resolution call, autocast, compile (backend/render/batch.py)
             from ..render.batch import BatchRenderer
             render = BatchRenderer(renderer).render
         frames = render(args["image"], args["spectral"].astype(np.float32), args["fps"], args["T"],
