@@ -189,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=None, help="keep renders and depth maps here (default: a temp folder)")
     p.add_argument("--scenes", type=int, default=8)
+    p.add_argument("--size", default="640x448",
+                   help="render size WxH; at another aspect than 640:448 the estimate is also made with the "
+                        "picture's aspect kept (instead of stretched to the network's), for comparison")
+    p.add_argument("--no-4k", action="store_true", help="skip the 4K memory check")
     args = p.parse_args(argv)
+    global WIDTH, HEIGHT
+    WIDTH, HEIGHT = (int(v) for v in args.size.lower().split("x"))
+    compare = WIDTH * 448 != HEIGHT * 640
     import bpy
 
     from backend.priors.depth import estimate_inverse_depth
@@ -197,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmpdir:
         out = Path(args.out) if args.out else Path(tmpdir)
         out.mkdir(parents=True, exist_ok=True)
-        rhos, baselines = [], []
+        rhos, baselines, kept = [], [], []
         image = None
         for i in range(args.scenes):
             build_scene(bpy, i)
@@ -209,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
             rows = spearman(np.mgrid[0:HEIGHT, 0:WIDTH][0].astype(np.float32), 1.0 / z)
             rhos.append(rho)
             baselines.append(rows)
+            if compare:
+                kept.append(spearman(estimate_inverse_depth(image, keep_aspect=True), 1.0 / z))
+                print(f"scene {i}: aspect kept instead of stretched: {kept[-1]:+.3f}")
             np.save(out / f"scene{i}_z.npy", z)
             np.save(out / f"scene{i}_est.npy", est)
             print(f"scene {i}: Spearman(estimate, 1/z) = {rho:+.3f}   (random map: {flat:+.3f}, "
@@ -218,6 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         if len(rhos) > 5:
             print(f"scenes 0..4 (tuning): {np.mean(rhos[:5]):.3f}; held-out 5..{len(rhos) - 1}: "
                   f"{np.mean(rhos[5:]):.3f} (row baseline {np.mean(baselines[5:]):.3f})")
+        if compare:
+            print(f"stretched {np.mean(rhos):.3f} vs aspect kept {np.mean(kept):.3f} at {WIDTH}x{HEIGHT}")
+        if args.no_4k:
+            return 0
         rss, seconds = peak_rss_4k(out, image)
         print(f"gid depth on 3840x2160: peak RSS {rss:.2f} GiB (bar <= 4 GiB), {seconds:.1f} s on this machine")
     return 0

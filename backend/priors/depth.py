@@ -3,9 +3,11 @@ upsampling.
 
 Scales: the small network's answer changes a lot with the input size (scripts/eval_depth_synthetic.py, per
 scene: one size gets a scene right that another gets backwards; sizes above the trained 640x448 area are worse
-everywhere), so we average its normalised answers over four sizes from 0.34x to 1x that area, each with the
-picture's own aspect (as the authors' app, which crops rather than stretches; sizes are multiples of 64) and
-each mirror-averaged. Measured on the synthetic scenes: mean Spearman 0.57 at 640x448 alone -> 0.77.
+everywhere), so we average its normalised answers over four sizes from 0.34x to 1x that area (multiples of
+64), each mirror-averaged. Measured on the synthetic scenes: mean Spearman 0.57 at 640x448 alone -> 0.78.
+Aspect: the picture is stretched to the network's 640:448 at every size. The authors' app crops instead (it
+keeps the aspect), but a crop loses the picture's edges, and keeping the aspect with sizes of the picture's own
+shape measured worse at 16:9 (`eval_depth_synthetic.py --size 768x432`: 0.727 kept vs 0.753 stretched).
 Its inverse-depth-like map goes back to full size with a fast guided filter (He & Sun 2015): the local linear
 model q = a * I + b is fitted between the low-resolution guide (grey picture) and the map, then a and b are
 upsampled and applied to the full-resolution guide, so depth edges snap to picture edges. Only numpy/cv2.boxFilter
@@ -57,11 +59,13 @@ def guided_upsample(guide_full: np.ndarray, guide_low: np.ndarray, p_low: np.nda
     return a
 
 
-def network_sizes(width: int, height: int) -> list[tuple[int, int]]:
-    """The (w, h) inputs for a picture: SCALE_AREAS of 640x448 at the picture's aspect, multiples of 64."""
+def network_sizes(width: int, height: int, keep_aspect: bool = False) -> list[tuple[int, int]]:
+    """The (w, h) inputs for a picture: SCALE_AREAS of 640x448 at 640:448 (the picture stretched), or at the
+    picture's own aspect when keep_aspect (measured against in scripts/eval_depth_synthetic.py); multiples of 64."""
     from . import pydnet
 
-    aspect = min(max(width / height, 1.0 / MAX_ASPECT), MAX_ASPECT)
+    aspect = width / height if keep_aspect else pydnet.NET_WIDTH / pydnet.NET_HEIGHT
+    aspect = min(max(aspect, 1.0 / MAX_ASPECT), MAX_ASPECT)
     sizes = []
     for frac in SCALE_AREAS:
         area = frac * pydnet.NET_WIDTH * pydnet.NET_HEIGHT
@@ -72,8 +76,9 @@ def network_sizes(width: int, height: int) -> list[tuple[int, int]]:
     return sizes
 
 
-def estimate_inverse_depth(image: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """uint8 (H, W, 3) RGB -> float32 (H, W) inverse depth in [0, 1] (1 = nearest)."""
+def estimate_inverse_depth(image: np.ndarray, device: str = "cpu", keep_aspect: bool = False) -> np.ndarray:
+    """uint8 (H, W, 3) RGB -> float32 (H, W) inverse depth in [0, 1] (1 = nearest). keep_aspect: see
+    network_sizes."""
     import cv2
     import torch
 
@@ -84,7 +89,7 @@ def estimate_inverse_depth(image: np.ndarray, device: str = "cpu") -> np.ndarray
     h, w = image.shape[:2]
     if h * w > MAX_PIXELS or min(h, w) < 8:
         raise ValueError(f"depth: a {w}x{h} picture is outside 8..{MAX_PIXELS} pixels")
-    sizes = network_sizes(w, h)
+    sizes = network_sizes(w, h, keep_aspect)
     guide_w, guide_h = sizes[-1]                 # the largest input is the grid the answers are averaged on
     net = pydnet.load().to(device)
     disp = np.zeros((guide_h, guide_w), np.float32)
