@@ -26,10 +26,11 @@ MASK_GRID_WIDTH = 512
 
 
 def write_png(path: str, rgb8: np.ndarray, scratch) -> None:
-    """uint8 (H, W, 3), row 0 at top -> 8-bit PNG, bytes exactly as given (Image.save writes the buffer as is)."""
-    h, w = rgb8.shape[:2]
+    """uint8 (H, W, 3) or (H, W, 4), row 0 at top -> 8-bit PNG, bytes exactly as given (Image.save writes the
+    buffer as is)."""
+    h, w, c = rgb8.shape
     rgba = np.ones((h, w, 4), np.float32)
-    rgba[..., :3] = rgb8 / 255.0
+    rgba[..., :c] = rgb8 / 255.0
     scratch.pixels.foreach_set(rgba[::-1].ravel())
     scratch.filepath_raw = path
     scratch.file_format = "PNG"
@@ -54,8 +55,15 @@ class BakeTask(connection.Task):
         size = plane.size
         if max_width and size[0] > max_width:
             size = (max_width, max(1, round(size[1] * max_width / size[0])))
-        self.image = np.clip(np.rint(displacement.image_pixels(plane.image, size)[..., :3] * 255), 0, 255
-                             ).astype(np.uint8)
+        pixels = np.clip(np.rint(displacement.image_pixels(plane.image, size) * 255), 0, 255).astype(np.uint8)
+        self.image = np.ascontiguousarray(pixels[..., :3])
+        # A picture with transparency (a depth layer, a cut-out) keeps it: the backend renders RGB only, so
+        # each chunk is rendered a second time with the alpha as a grey picture. The splat renderer's warp
+        # and occlusion depend on the motion alone, so the alpha moves exactly with the colour.
+        self.alpha = None
+        if pixels[..., 3].min() < 255:
+            self.alpha = np.ascontiguousarray(np.repeat(pixels[..., 3:], 3, axis=-1))
+        self.colour_frames = None         # a chunk's RGB frames while its alpha is being rendered
         # Mask and direction bias are linear per pixel, so they are applied to the spectral volume itself;
         # speed, magnitude and the loop travel as render arguments. Without a mask the volume goes at its own
         # grid (the renderer resamples it; sending it at image size only costs time); with a mask, at the
@@ -120,8 +128,10 @@ class BakeTask(connection.Task):
     def _request_next(self) -> None:
         a, b = self.next_index, self._chunk_end()
         self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
+        if self.colour_frames is not None:
+            self.stage += " (alpha)"
         args = {
-            "image": self.image, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
+            "image": self.image if self.colour_frames is None else self.alpha, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
             "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,
             "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode}
         if self.ambient is not None:
@@ -137,6 +147,8 @@ class BakeTask(connection.Task):
 
     def overall(self, done: float) -> float:
         n = len(self.frames)
+        if self.alpha is not None:                  # two requests per chunk: colour, then alpha
+            done = 0.5 * done + (0.5 if self.colour_frames is not None else 0.0)
         return (self.next_index + done * (self._chunk_end() - self.next_index)) / n
 
     def on_job_done(self, job) -> None:
@@ -144,6 +156,13 @@ class BakeTask(connection.Task):
         expected = (self._chunk_end() - self.next_index,) + self.image.shape
         if frames.shape != expected or frames.dtype != np.uint8:
             raise ValueError(f"the backend sent frames {frames.dtype} {frames.shape}, expected uint8 {expected}")
+        if self.alpha is not None:
+            if self.colour_frames is None:          # this chunk's colour: now the same frames of its alpha
+                self.colour_frames = frames
+                self._request_next()
+                return
+            frames = np.concatenate([self.colour_frames, frames[..., :1]], axis=-1)
+            self.colour_frames = None
         self._write(frames)
         self.next_index += len(frames)
         self.progress = self.next_index / len(self.frames)
@@ -183,10 +202,12 @@ class BakeTask(connection.Task):
         h, w = self.image.shape[:2]
         if self.fmt == "OPEN_EXR":
             scene = bpy.data.scenes[self.scene_name]
-            with displacement.ExrWriter(scene, (w, h)) as writer:
+            with displacement.ExrWriter(scene, (w, h), alpha=frames.shape[-1] == 4) as writer:
                 for i, f in enumerate(frames):
-                    writer.write(self._path(self.tmp_dir, self.first + self.next_index + i),
-                                 srgb_to_linear(f / 255.0))
+                    linear = srgb_to_linear(f / 255.0)
+                    if f.shape[-1] == 4:
+                        linear[..., 3] = f[..., 3] / 255.0      # alpha is not a colour: no transfer curve
+                    writer.write(self._path(self.tmp_dir, self.first + self.next_index + i), linear)
             return
         scratch = bpy.data.images.new("GID scratch PNG", w, h, alpha=True, float_buffer=False)
         try:

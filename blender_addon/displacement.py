@@ -180,12 +180,14 @@ def build_mask(obj, size: tuple[int, int]) -> np.ndarray | None:
 
 
 class ExrWriter:
-    """Writes (H, W, 3) float32 arrays as half-float ZIP EXR through one scratch image and `save_render`
-    (it honours the scene's output settings, which are set for the duration and restored)."""
+    """Writes (H, W, 3) float32 arrays (or (H, W, 4) with alpha=True) as half-float ZIP EXR through one scratch
+    image and `save_render` (it honours the scene's output settings, which are set for the duration and
+    restored)."""
 
-    def __init__(self, scene, size: tuple[int, int]):
+    def __init__(self, scene, size: tuple[int, int], alpha: bool = False):
         self.scene = scene
         self.size = size
+        self.alpha = alpha
         self.image = bpy.data.images.new("GID scratch EXR", size[0], size[1], alpha=True, float_buffer=True)
         self.image.colorspace_settings.name = "Non-Color"
         self.rgba = np.ones((size[1], size[0], 4), np.float32)
@@ -194,13 +196,13 @@ class ExrWriter:
         s = self.scene.render.image_settings
         self._saved = {k: getattr(s, k) for k in ("file_format", "color_mode", "color_depth", "exr_codec")}
         s.file_format = "OPEN_EXR"
-        s.color_mode = "RGB"
+        s.color_mode = "RGBA" if self.alpha else "RGB"
         s.color_depth = "16"
         s.exr_codec = "ZIP"
         return self
 
     def write(self, path: str, rgb: np.ndarray) -> None:
-        self.rgba[..., :3] = rgb
+        self.rgba[..., :rgb.shape[-1]] = rgb
         self.image.pixels.foreach_set(self.rgba[::-1].ravel())   # Blender rows go bottom to top
         self.image.save_render(path, scene=self.scene)
 

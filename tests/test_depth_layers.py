@@ -73,6 +73,21 @@ def test_bad_depth_inputs(tmp_path):
     assert r["builds"] == 1 and r["cameras"] == 1, r      # the rebuild replaced the first build
 
 
+def test_baked_sequence_on_layers_reproduces_picture_and_loop_closes(tmp_path):
+    """gid.bake_sequence (splat, a real `gid serve`) on every depth layer: the layers keep their alpha (frame 1
+    through the camera is still the picture), motion plays, and the baked loop closes (frame 1 == 1 + loop)."""
+    pytest.importorskip("bpy")
+    pytest.importorskip("torch")
+    r = run_scenario("bake", tmp_path, timeout=420.0)
+    assert r["layers"] == 2 and r["baked"] == [r["loop"], r["loop"]], r
+    assert r["showing"] == ["BAKED", "BAKED"], r
+    assert r["near_transparent"] > 0.5 and r["near_alpha_error"] <= 2.0, r   # the bake keeps the layer's alpha
+    assert r["still_error"] < 1.5, r                      # mean |diff| in 8-bit levels, as the live test
+    assert r["moved_baked_vs_live"] < 1.5, r              # seen from the side: still the same layered scene
+    assert r["moved_4"] > 2.0, r
+    assert r["loop_closure"] == 0.0, r
+
+
 def test_split_and_fill_numpy():
     """No Blender: cuts at the discontinuity, the filled background matches the true background behind."""
     from blender_addon import depth_layers as dl
@@ -304,8 +319,77 @@ def scenario_bad(workdir: Path) -> dict:
     return out
 
 
+def scenario_bake(workdir: Path) -> dict:
+    """Bake every layer with a real backend (splat), then render frames 1, 4 and 1 + loop through the camera."""
+    import bpy
+
+    import addon_utils   # after bpy: bpy puts Blender's script modules on the path
+
+    from blender_addon import storage
+    from blender_addon.backend_process import free_tcp_address
+    from shared import spectral as sp
+
+    bpy_, ob = _setup(workdir)
+    import blender_addon
+
+    blender_addon.unregister()                 # enabled as an add-on instead: the backend needs its preferences
+    addon_utils.enable("blender_addon", default_set=True)
+    sc = bpy.context.scene
+    sc.render.fps, sc.render.fps_base = 24, 1.0
+    T, fps, loop = 120, 24.0, 12
+    t = np.arange(T)[:, None, None]
+    motion = np.zeros((T, 2, H, W), np.float32)
+    motion[:, 0] = 2.0 * np.sin(2 * np.pi * (T // loop) * t / T) * np.ones((1, H, W))    # period = the loop
+    np.savez(workdir / "motion.npz", spectral=sp.motion_to_spectral(motion)[None], fps=fps, T=T)
+    bpy.context.view_layer.objects.active = ob
+    assert "FINISHED" in bpy.ops.gid.load_motion(filepath=str(workdir / "motion.npz"))
+    depth = np.full((H, W), 4.0, np.float32)
+    depth[SQUARE] = 2.0
+    _write_exr(workdir / "depth.exr", depth)
+    assert "FINISHED" in bpy.ops.gid.build_depth_layers(depth_path=str(workdir / "depth.exr"))
+    layers = sorted((o for o in sc.objects if "gid_depth_layer" in o), key=lambda o: o["gid_depth_layer"])
+    prefs = bpy.context.preferences.addons["blender_addon"].preferences
+    prefs.address, prefs.python_path, prefs.working_dir, prefs.timeout = free_tcp_address(), sys.executable, \
+        str(ROOT), 60.0
+    prefs.auto_start = True
+    assert "FINISHED" in bpy.ops.gid.connect(wait_seconds=120)
+    cam = sc.camera
+    base = cam.location.copy()
+    side = cam.matrix_world.to_3x3().col[0].normalized() * 0.03 * (base - ob.matrix_world.translation).length
+    sc.frame_set(1)
+    cam.location = base + side
+    moved_live = _render(bpy, workdir, "moved_live")[..., :3]     # frame 1 = the still layers, seen from the side
+    cam.location = base
+    baked = []
+    for o in layers:
+        o.gid.loop_frames, o.gid.bake_mode, o.gid.bake_chunk = loop, "splat", 6
+        bpy.context.view_layer.objects.active = o
+        assert "FINISHED" in bpy.ops.gid.bake_sequence(blocking=True, timeout=300)
+        baked.append(len(list((Path(storage.object_dir(o)) / "bake").glob("frame_*.png"))))
+    frames = {}
+    for f in (1, 4, 1 + loop):
+        sc.frame_set(f)
+        frames[f] = _render(bpy, workdir, f"bake{f}")[..., :3]
+    sc.frame_set(1)
+    cam.location = base + side
+    moved_baked = _render(bpy, workdir, "moved_baked")[..., :3]
+    from PIL import Image
+
+    near = layers[0]
+    src = np.asarray(Image.open(bpy.path.abspath(near.gid.source_image.filepath)).convert("RGBA"))[..., 3]
+    first = np.asarray(Image.open(Path(storage.object_dir(near)) / "bake" / "frame_0001.png").convert("RGBA"))
+    picture = _picture().astype(np.float32) / 255.0
+    return {"layers": len(layers), "baked": baked, "loop": loop, "showing": [o.gid.display for o in layers],
+            "near_alpha_error": float(np.abs(first[..., 3].astype(np.float32) - src).max()),
+            "near_transparent": float(np.mean(src < 128)),
+            "moved_baked_vs_live": float(np.abs(moved_baked - moved_live).mean() * 255),
+            "still_error": float(np.abs(frames[1] - picture).mean() * 255),
+            "moved_4": float(np.abs(frames[4] - frames[1]).mean() * 255),
+            "loop_closure": float(np.abs(frames[1 + loop] - frames[1]).max() * 255)}
+
+
 if __name__ == "__main__":
     name, workdir = sys.argv[1], Path(sys.argv[2])
     result = {"parallax": scenario_parallax, "bad": scenario_bad, "motion": scenario_motion,
-              "estimate": scenario_estimate}[name](workdir)
+              "estimate": scenario_estimate, "bake": scenario_bake}[name](workdir)
     print("RESULT " + json.dumps(result))

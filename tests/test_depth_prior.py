@@ -49,3 +49,21 @@ def test_gid_depth_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "must end in .exr" in err and "does not exist" in err
     assert not (tmp_path / "e.exr").exists()
+
+
+def test_network_sizes_stay_at_or_below_the_trained_area():
+    from backend.priors import pydnet
+    from backend.priors.depth import network_sizes
+
+    trained = network_sizes(640, 448)
+    assert trained[-1] == (pydnet.NET_WIDTH, pydnet.NET_HEIGHT) and len(trained) == 4
+    assert network_sizes(1920, 1080) == network_sizes(1080, 1920) == trained      # stretched by default
+    for w, h in [(640, 448), (1920, 1080), (1080, 1920), (3000, 3000), (8000, 500)]:
+        sizes = network_sizes(w, h, keep_aspect=True)
+        assert len(sizes) >= 3 and sizes == sorted(sizes, key=lambda s: s[0] * s[1])
+        for sw, sh in sizes:
+            assert sw % 64 == 0 and sh % 64 == 0
+            assert sw * sh <= 1.15 * pydnet.NET_WIDTH * pydnet.NET_HEIGHT
+        sw, sh = sizes[-1]
+        aspect = min(max(w / h, 1 / 3), 3)
+        assert abs(sw / sh - aspect) / aspect < 0.2      # not stretched (beyond 3:1 it has to be)
