@@ -11,6 +11,7 @@ from backend.jobs import JobContext
 from backend.service.ops import OPS, Models, OpLimits, available_ops
 from shared import protocol
 from shared.protocol import INVALID_ARGUMENT, TOO_LARGE, ProtocolError
+from tests.proc_memory import proc_memory_mib
 
 LIMITS = OpLimits()
 
@@ -238,17 +239,6 @@ def test_non_finite_or_out_of_range_results_are_errors_never_zeros():
     with pytest.raises(ProtocolError) as exc:
         OPS["simulate"].run(args, Models("cpu"), JobContext())
     assert exc.value.code == INVALID_ARGUMENT
-
-
-def proc_memory_mib(pid: int) -> dict:
-    """VmRSS (now) and VmHWM (peak) of a process, in MiB, from /proc (no psutil)."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 def test_one_kilobyte_simulate_never_costs_more_than_500_mb(tmp_path):

@@ -20,6 +20,7 @@ import zmq
 
 from backend.service.client import Client, ClientError, start_local_server, stop_local_server
 from shared import protocol
+from tests.proc_memory import proc_memory_mib
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -325,16 +326,6 @@ def test_token_checked_and_sigterm_exits_zero(tmp_path):
 # ------------------------------------------------------------------------------------------------------------
 # receiving frame by frame: limits and the token are checked before array frames are kept
 
-
-def proc_memory_mib(pid: int) -> dict:
-    """VmRSS (now) and VmHWM (peak) of a process, in MiB, from /proc (no psutil)."""
-    out = {}
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 @pytest.fixture
