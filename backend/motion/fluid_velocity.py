@@ -17,8 +17,6 @@ scenes only (`backend.data.fluid_synth.random_fluid_sample`); measured by script
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -74,20 +72,11 @@ class FluidVelocityNet(nn.Module):
 
     def save_pretrained(self, directory: str | Path) -> None:
         """config.json + model.safetensors, each written atomically."""
-        from safetensors.torch import save_file
+        from ..train.common import atomic_write_text, save_module
 
         d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        os.close(fd)
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, d / "model.safetensors")
-        fd, tmp = tempfile.mkstemp(dir=d, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump(asdict(self.config), fh, indent=2)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, d / "config.json")
+        save_module(d / "model.safetensors", self)
+        atomic_write_text(d / "config.json", json.dumps(asdict(self.config), indent=2))
 
     @classmethod
     def from_pretrained(cls, directory: str | Path | None = None) -> "FluidVelocityNet":
