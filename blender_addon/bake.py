@@ -55,15 +55,7 @@ class BakeTask(connection.Task):
         size = plane.size
         if max_width and size[0] > max_width:
             size = (max_width, max(1, round(size[1] * max_width / size[0])))
-        pixels = np.clip(np.rint(displacement.image_pixels(plane.image, size) * 255), 0, 255).astype(np.uint8)
-        self.image = np.ascontiguousarray(pixels[..., :3])
-        # A picture with transparency (a depth layer, a cut-out) keeps it: the backend renders RGB only, so
-        # each chunk is rendered a second time with the alpha as a grey picture. The splat renderer's warp
-        # and occlusion depend on the motion alone, so the alpha moves exactly with the colour.
-        self.alpha = None
-        if pixels[..., 3].min() < 255:
-            self.alpha = np.ascontiguousarray(np.repeat(pixels[..., 3:], 3, axis=-1))
-        self.colour_frames = None         # a chunk's RGB frames while its alpha is being rendered
+        self.set_picture(plane, size)
         # Mask and direction bias are linear per pixel, so they are applied to the spectral volume itself;
         # speed, magnitude and the loop travel as render arguments. Without a mask the volume goes at its own
         # grid (the renderer resamples it; sending it at image size only costs time); with a mask, at the
@@ -109,6 +101,23 @@ class BakeTask(connection.Task):
         self.tmp_dir = None
         self.next_index = 0
 
+    def set_picture(self, plane, size: tuple[int, int]) -> None:
+        """The plane's picture at `size` as the backend renders it: RGB, and its alpha when it has one.
+
+        A picture with transparency (a depth layer, a cut-out) keeps it: the backend renders RGB only, so each
+        chunk is rendered a second time with the alpha as a grey picture. The warp and occlusion depend on the
+        motion alone, so the alpha moves exactly with the colour."""
+        pixels = np.clip(np.rint(displacement.image_pixels(plane.image, size) * 255), 0, 255).astype(np.uint8)
+        self.image = np.ascontiguousarray(pixels[..., :3])
+        self.alpha = None
+        if pixels[..., 3].min() < 255:
+            self.alpha = np.ascontiguousarray(np.repeat(pixels[..., 3:], 3, axis=-1))
+        self.colour_frames = None         # a chunk's RGB frames while its alpha is being rendered
+
+    def request_picture(self) -> np.ndarray:
+        """What the next request renders: the colour, or (after a chunk's colour came back) its alpha."""
+        return self.image if self.colour_frames is None else self.alpha
+
     @property
     def ext(self) -> str:
         return "exr" if self.fmt == "OPEN_EXR" else "png"
@@ -131,7 +140,7 @@ class BakeTask(connection.Task):
         if self.colour_frames is not None:
             self.stage += " (alpha)"
         args = {
-            "image": self.image if self.colour_frames is None else self.alpha, "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
+            "image": self.request_picture(), "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
             "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,
             "magnitude": float(self.magnitudes[a]), "loop_frames": self.loop_frames, "mode": self.mode}
         if self.ambient is not None:

@@ -163,8 +163,7 @@ class FluidBakeTask(bake.BakeTask):
         velocity, mask_grid = load_velocity(obj)
         size = plane.size
         self.obj_name, self.scene_name = obj.name, scene.name
-        self.image = np.clip(np.rint(displacement.image_pixels(plane.image, size)[..., :3] * 255), 0, 255
-                             ).astype(np.uint8)
+        self.set_picture(plane, size)
         # the mask at the image's size, from the one the field was made with (it is what the field knows)
         grid_mask = mask_grid.astype(np.float32)
         if grid_mask.shape != (size[1], size[0]):
@@ -195,7 +194,9 @@ class FluidBakeTask(bake.BakeTask):
     def _request_next(self) -> None:
         a, b = self.next_index, self._chunk_end()
         self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
-        args = {"image": self.image, "velocity": self.velocity, "fluid_mask": self.fluid_mask,
+        if self.colour_frames is not None:
+            self.stage += " (alpha)"
+        args = {"image": self.request_picture(), "velocity": self.velocity, "fluid_mask": self.fluid_mask,
                 "loop_frames": self.loop_frames, "times": self.times[a:b], "scene_fps": float(self.scene_fps),
                 "mode": self.mode}
         if self.spectral is not None:
