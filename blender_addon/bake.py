@@ -87,13 +87,19 @@ class BakeTask(connection.Task):
         self.times = (plan.tau if plan.speed_animated else (plan.frames - plan.start)).astype(np.float32)
         self.speed = 1.0 if plan.speed_animated else float(plan.speed)
         self.magnitudes = plan.magnitude.astype(np.float64)
-        # plan index of the first frame baked: file numbers and live fields stay those of the whole plan
-        self.first = 0
-        self.partial = frame_range is not None
+        self.set_output(obj, mode, fmt, chunk)
         if frame_range is not None:
             self.first, last = plan_index_range(plan, frame_range)
+            self.partial = True
             part = slice(self.first, last + 1)
             self.frames, self.times, self.magnitudes = self.frames[part], self.times[part], self.magnitudes[part]
+
+    def set_output(self, obj, mode: str | None, fmt: str | None, chunk: int | None) -> None:
+        """Where and how frames are written (the object's settings unless given); a whole bake until a frame
+        range says otherwise."""
+        s = obj.gid
+        # plan index of the first frame baked: file numbers and live fields stay those of the whole plan
+        self.first, self.partial = 0, False
         self.mode = mode or s.bake_mode
         self.fmt = fmt or s.bake_format
         self.chunk = int(chunk or s.bake_chunk)
@@ -113,6 +119,11 @@ class BakeTask(connection.Task):
         if pixels[..., 3].min() < 255:
             self.alpha = np.ascontiguousarray(np.repeat(pixels[..., 3:], 3, axis=-1))
         self.colour_frames = None         # a chunk's RGB frames while its alpha is being rendered
+
+    def set_stage(self, a: int, b: int) -> None:
+        self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
+        if self.colour_frames is not None:
+            self.stage += " (alpha)"
 
     def request_picture(self) -> np.ndarray:
         """What the next request renders: the colour, or (after a chunk's colour came back) its alpha."""
@@ -136,9 +147,7 @@ class BakeTask(connection.Task):
 
     def _request_next(self) -> None:
         a, b = self.next_index, self._chunk_end()
-        self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
-        if self.colour_frames is not None:
-            self.stage += " (alpha)"
+        self.set_stage(a, b)
         args = {
             "image": self.request_picture(), "spectral": self.spectral.astype(np.float16), "fps": float(self.fps),
             "T": int(self.T), "times": self.times[a:b], "scene_fps": float(self.scene_fps), "speed": self.speed,

@@ -183,19 +183,11 @@ class FluidBakeTask(bake.BakeTask):
         self.loop_frames = n
         self.times = np.arange(n, dtype=np.float32)
         self.magnitudes = np.ones(n)
-        self.first, self.partial = 0, False     # always the whole loop (BakeTask's chunked-range fields)
-        self.mode = mode or s.bake_mode
-        self.fmt = fmt or s.bake_format
-        self.chunk = int(chunk or s.bake_chunk)
-        self.final_dir = os.path.join(storage.object_dir(obj), bake.BAKE_DIR)
-        self.tmp_dir = None
-        self.next_index = 0
+        self.set_output(obj, mode, fmt, chunk)      # always the whole loop
 
     def _request_next(self) -> None:
         a, b = self.next_index, self._chunk_end()
-        self.stage = f"frames {a + 1}-{b} of {len(self.frames)}"
-        if self.colour_frames is not None:
-            self.stage += " (alpha)"
+        self.set_stage(a, b)
         args = {"image": self.request_picture(), "velocity": self.velocity, "fluid_mask": self.fluid_mask,
                 "loop_frames": self.loop_frames, "times": self.times[a:b], "scene_fps": float(self.scene_fps),
                 "mode": self.mode}
