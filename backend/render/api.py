@@ -204,17 +204,9 @@ class Renderer:
         the network (`model`, default this renderer's) under `autocast()`; the picture backward-warped row tile
         by row tile on the host."""
         dev = self.device
-        H, W = img.shape[:2]
         n = len(disp_all)
-        h, w = work_size(H, W)
-        metric = torch.from_numpy(resize_planes(z_grid.numpy(), (w, h))).to(dev)      # (1, 1, h, w)
-        small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
-        bounds = source_bounds(img)
-        gains = self._gain_table(img, kernel) if gain else None
-        net = None
-        if mode == "ibr":
-            net = _NetworkFill(self.model if model is None else model, small_t, metric)
+        (h, w), metric, small_t, bounds, gains, net = self._sharp_setup(img, z_grid.numpy(), mode, kernel, gain,
+                                                                        model)
         per_batch = per_batch or max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
@@ -242,6 +234,20 @@ class Renderer:
                     k += 1
                 done += 1
                 ctx.step("render", done / n)
+
+    def _sharp_setup(self, img: np.ndarray, metric: np.ndarray, mode: str, kernel: str, gain: bool, model=None):
+        """What every frame of the sharp path shares: the working size (h, w), the splat metric and the picture
+        at it, the picture's 2x2 bounds and detail gains, the network fill (IBR) or None (splat)."""
+        H, W = img.shape[:2]
+        h, w = work_size(H, W)
+        metric_s = torch.from_numpy(resize_planes(metric, (w, h))).to(self.device)      # (1, 1, h, w)
+        small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+        small_t = torch.tensor(small, device=self.device).permute(2, 0, 1)[None].float() / 255.0
+        gains = self._gain_table(img, kernel) if gain else None
+        net = None
+        if mode == "ibr":
+            net = _NetworkFill(self.model if model is None else model, small_t, metric_s)
+        return (h, w), metric_s, small_t, source_bounds(img), gains, net
 
     def _gain_table(self, img: np.ndarray, kernel: str) -> np.ndarray:
         """render.sharp.gain_table, kept for the last picture: callers render one picture chunk by chunk."""
@@ -347,16 +353,10 @@ class Renderer:
         from .fluid import sharp_pair, symmetric_splat
 
         dev = self.device
-        H, W = img.shape[:2]
         n = len(times)
-        h, w = work_size(H, W)
-        metric_s = torch.from_numpy(resize_planes(metric.cpu().numpy(), (w, h))).to(dev)
+        (h, w), metric_s, small_t, bounds, gains, net = self._sharp_setup(img, metric.cpu().numpy(), mode, kernel,
+                                                                          gain)
         outside_s = torch.from_numpy(resize_planes(outside.cpu().numpy(), (w, h))).to(dev)
-        small = img if (h, w) == (H, W) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
-        small_t = torch.tensor(small, device=dev).permute(2, 0, 1)[None].float() / 255.0
-        bounds = source_bounds(img)
-        gains = self._gain_table(img, kernel) if gain else None
-        net = _NetworkFill(self.model, small_t, metric_s) if mode == "ibr" else None
         keep = fluid.mask if disp_all is None else None
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
