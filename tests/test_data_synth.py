@@ -76,8 +76,11 @@ def test_frames_move_exactly_as_motion_says(seed):
                                                      .astype(np.float32) - img0).mean(-1)[big])
     e = {k: np.concatenate(v) for k, v in err.items()}
     assert e["true"].size > 200
-    assert np.median(e["true"]) < 3.0, np.median(e["true"])
-    assert np.percentile(e["true"], 90) < 12.0, np.percentile(e["true"], 90)
+    # Grey levels of 255. Rasterising bent, anti-aliased stems leaves a residual that grows with the swing: since
+    # the calibration to the real clips (session 11) trees swing 3x more (mean 1.8 px here) and reach a median of
+    # 3.3 and a 90th percentile of 14, against 38 for following no motion (checked just below).
+    assert np.median(e["true"]) < 4.0, np.median(e["true"])
+    assert np.percentile(e["true"], 90) < 16.0, np.percentile(e["true"], 90)
     assert e["true_big"].size > 50
     assert e["true_big"].mean() < 0.5 * e["zero"].mean(), (e["true_big"].mean(), e["zero"].mean())
     assert e["true_big"].mean() < 0.5 * e["negated"].mean()

@@ -55,6 +55,27 @@ def test_semantic_channels_condition_the_unet_without_joining_its_weights(tmp_pa
     torch.testing.assert_close(a, b)
 
 
+def test_semantic_maps_are_remembered_per_picture_and_equal_a_fresh_run():
+    """Training shows the same pictures many times: ESPNet runs once per picture, the maps do not change."""
+    cfg = get_preset("tiny").replace(**SMALL, semantic_classes=("vegetation", "sky"))
+    enc = FrequencyUNet(cfg).image_encoder
+    img = _image()
+    pair = torch.cat([img, img.flip(-1)])
+    first = enc.semantic_maps(pair)
+    calls = []
+    uncached = enc._semantic_maps_uncached
+    enc._semantic_maps_uncached = lambda x: calls.append(len(x)) or uncached(x)
+    again = enc.semantic_maps(torch.cat([img.flip(-1), img, img.flip(-1)]))
+    assert calls == []                                     # all three remembered
+    torch.testing.assert_close(again, torch.stack([first[1], first[0], first[1]]))
+    torch.testing.assert_close(first, uncached(pair))      # remembered == computed now
+    assert not torch.equal(first[0], first[1])             # a mirrored picture is another picture
+    changed = img.clone()
+    changed[..., 0, 0] += 0.01
+    enc.semantic_maps(changed)
+    assert calls == [1]                                    # one changed pixel: computed again
+
+
 def test_unknown_semantic_class_is_rejected():
     with pytest.raises(ValueError, match="semantic_classes"):
         get_preset("tiny").replace(semantic_classes=("palm tree",))

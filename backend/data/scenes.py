@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from .rig import Rig, ellipse, leaf_shape
-from .wind import OscillatorBank, Wind
+from .wind import FOLIAGE_DAMPING, OscillatorBank, Wind
 
 SCENE_KINDS = ("meadow", "garden", "tree", "porch", "candles")
 _KIND_WEIGHTS = (0.26, 0.22, 0.24, 0.14, 0.14)
@@ -455,4 +455,6 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
         n = int(rng.integers(1, 7))
         for x in np.sort(rng.uniform(0.1, 0.9, n)) * w:
             candle(sc, rng, x, rng.uniform(horizon, h * 0.98), scale)
+    if kind in ("meadow", "garden", "tree"):
+        sc.bank.damping_floor = float(rng.uniform(*FOLIAGE_DAMPING))
     return sc

@@ -14,6 +14,8 @@ cfg_dropout in training.
 """
 from __future__ import annotations
 
+import collections
+import hashlib
 import math
 
 import torch
@@ -45,10 +47,29 @@ class ImageEncoder(torch.nn.Module):
         self.semantic_classes = tuple(config.semantic_classes)
         self.semantic_input = tuple(config.semantic_input)
         self._semantic: list = []         # the frozen ESPNet, held in a list so it stays out of the state dict
+        # Pooled class maps by picture: training shows the same few thousand pictures (and their mirror images)
+        # thousands of times, and ESPNet costs more than a U-Net step on a CPU; the maps are a few KB each.
+        self._semantic_memo: collections.OrderedDict[bytes, torch.Tensor] = collections.OrderedDict()
         self.out_channels = 3 + config.cond_channels + len(self.semantic_classes)
 
+    SEMANTIC_MEMO_SIZE = 16384            # pictures (about 8 KB each at 128x80: 130 MB at most)
+
     def semantic_maps(self, image: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, len(semantic_classes), H/f, W/f) ESPNet class probabilities."""
+        """(B, 3, H, W) RGB in [0, 1] -> (B, len(semantic_classes), H/f, W/f) ESPNet class probabilities,
+        remembered per picture (by a hash of its pixels) for the next call."""
+        keys = [hashlib.blake2b(im.detach().cpu().numpy().tobytes(), digest_size=16).digest() for im in image]
+        missing = [i for i, key in enumerate(keys) if key not in self._semantic_memo]
+        if missing:
+            maps = self._semantic_maps_uncached(image[missing])
+            for i, m in zip(missing, maps):
+                self._semantic_memo[keys[i]] = m.detach().cpu()
+            while len(self._semantic_memo) > self.SEMANTIC_MEMO_SIZE:
+                self._semantic_memo.popitem(last=False)
+        for key in keys:
+            self._semantic_memo.move_to_end(key)
+        return torch.stack([self._semantic_memo[key] for key in keys]).to(image.device, image.dtype)
+
+    def _semantic_maps_uncached(self, image: torch.Tensor) -> torch.Tensor:
         if not self._semantic:
             from backend.priors.espnet import SemanticPrior
             prior = SemanticPrior.load()
