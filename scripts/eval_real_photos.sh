@@ -10,20 +10,23 @@ export PYTHONPATH=$PWD GID_THREADS=1 OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
 split() { $PY -c "import json,sys; print(' '.join('$GID_LOOPS/' + f for f in json.load(open('backend/data/gid_loops_split.json'))[sys.argv[1]]))" "$1"; }
 mkdir -p "$OUT"
+CKPT=${CKPT:-}          # a checkpoint folder (vae/ + ldm/) to measure instead of the shipped weights
+CKPT_ARGS=${CKPT:+--checkpoint $CKPT}
 # 1. windows of the real clips (5 per clip, every 30 frames over the loop), lite samples at 256x160, T = 150
-$PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
-$PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
-# 2. synthetic sets: the training-set-mean baseline's and the held-out test scenes (lite: no rendering figures)
-$PY -m backend.cli data synth --out runs/data/synth_train --count 200 --seed 0 --lite --workers 1
-$PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 1
+[ -d runs/data/loops/val ] || $PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
+[ -d runs/data/loops/train ] || $PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
+# 2. synthetic sets (the calibrated generator; the same as scripts/train_real_calibrated.sh): the training set
+#    (the mean baseline's and the semantic prior's) and the held-out test scenes (lite: no rendering figures)
+[ -d runs/data/synth_train ] || $PY -m backend.cli data synth --out runs/data/synth_train --count 3000 --seed 0 --lite --workers 2
+[ -d runs/data/synth_test ] || $PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 2
 # 3. the semantic prior's class amounts (training data only)
 $PY scripts/fit_semantic_prior.py --real runs/data/loops/train --synth runs/data/synth_train --max-synth 100
-# 4. the shipped model, the baselines and the semantic prior: 8 validation windows spread over the 4 held-out
-#    scenes (2 each), 4 samples each; and 8 synthetic scenes
+# 4. the model (shipped, or $CKPT), the baselines and the semantic prior: 8 validation windows spread over the 4 held-out
+#    scenes (2 each), 4 samples each; and 16 synthetic test scenes, 2 samples each
 $PY -m backend.cli eval --json "$OUT/loops_val.json" --data runs/data/loops/val --train-data runs/data/synth_train \
-    runs/data/loops/train --samples 4 --max-scenes 8 --spread --no-render --device cpu
+    runs/data/loops/train --samples 4 --max-scenes 8 --spread --no-render --device cpu $CKPT_ARGS
 $PY -m backend.cli eval --json "$OUT/synth_test.json" --data runs/data/synth_test --train-data runs/data/synth_train \
-    runs/data/loops/train --samples 4 --max-scenes 8 --no-render --device cpu
+    runs/data/loops/train --samples 2 --max-scenes 16 --no-render --device cpu $CKPT_ARGS
 # 5. power spectra and amounts by kind: real training clips vs the synthetic training scenes
 $PY -m backend.cli data stats runs/data/loops/train --out "$OUT/stats_real_train.json" --by-kind
 $PY -m backend.cli data stats runs/data/synth_train --out "$OUT/stats_synth.json" --by-kind

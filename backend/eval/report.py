@@ -46,8 +46,10 @@ def _fmt(v, digits: int) -> str:
 def motion_bars(agg: dict) -> dict | None:
     """The motion model's quality bars (issue 5) from one set's aggregate; None without "ours" and "no_motion".
 
-    (a) energy-map correlation >= 0.7; (b) amplitude error <= 0.6x the no-motion baseline's and below the
-    training-set mean's; (c) amplitude ratio in 0.67..1.5. The perfect-sampler ceilings, when present, get the
+    (a) energy-map correlation >= 0.7; (b) restated by issue 20: the amplitude error (in units of the no-motion
+    baseline's) within B_GAP of what a perfect image-only denoiser on the model's own VAE scores (the ceiling
+    "model_vae_hidden"), and below the training-set mean's; where that ceiling was not measured, the original
+    bar (<= 0.6x no motion); (c) amplitude ratio in 0.67..1.5. The perfect-sampler ceilings, when present, get the
     same (b) ratio so the bar can be read against what is reachable at all.
     """
     ours, still = agg.get("ours"), agg.get("no_motion")
@@ -60,13 +62,19 @@ def motion_bars(agg: dict) -> dict | None:
            "predict_s": ours.get("predict_s")}
     mean = agg.get("train_mean")
     out["below_train_mean"] = None if not mean else ours["amplitude_error_px"] < mean["amplitude_error_px"]
-    out["b_pass"] = out["amp_err_vs_no_motion"] <= 0.6 and out["below_train_mean"] is not False
     for m in ("resimulated", "resimulated_amount", "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden",
               "model_refine"):
         if m in agg:
             out[f"{m}_amp_err_vs_no_motion"] = agg[m]["amplitude_error_px"] / ref
             out[f"{m}_energy_correlation"] = agg[m]["energy_correlation"]
+    ceiling = out.get("model_vae_hidden_amp_err_vs_no_motion")
+    out["b_gap"] = None if ceiling is None else out["amp_err_vs_no_motion"] - ceiling
+    close = out["amp_err_vs_no_motion"] <= 0.6 if ceiling is None else out["b_gap"] <= B_GAP
+    out["b_pass"] = close and out["below_train_mean"] is not False
     return out
+
+
+B_GAP = 0.10   # bar (b), restated: within this much (x no motion) of the perfect image-only denoiser on our VAE
 
 
 def real_photo_bars(agg: dict) -> dict | None:
@@ -126,7 +134,10 @@ def _bars_md(b: dict) -> str:
     def ok(v):
         return "pass" if v else "**fails**"
     line = (f"Bars (issue 5): (a) energy correlation {b['energy_correlation']:.2f} >= 0.7: {ok(b['a_pass'])}; "
-            f"(b) amplitude error {b['amp_err_vs_no_motion']:.2f}x no motion (<= 0.6x)"
+            f"(b) amplitude error {b['amp_err_vs_no_motion']:.2f}x no motion"
+            + (" (<= 0.6x)" if b.get("b_gap") is None else
+               f", {b['b_gap']:+.2f} from a perfect image-only denoiser on its VAE"
+               f" ({b['model_vae_hidden_amp_err_vs_no_motion']:.2f}x; bar: within {B_GAP:.2f})")
             + ("" if b["below_train_mean"] is None else
                f", {'below' if b['below_train_mean'] else 'above'} the training-set mean") + f": {ok(b['b_pass'])}; "
             f"(c) amplitude ratio {b['amplitude_ratio']:.2f} in 0.67..1.5: {ok(b['c_pass'])}.")

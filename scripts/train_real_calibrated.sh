@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 20, session 11: the shipped motion model's recipe, from scratch data to a checkpoint folder.
+#   bash scripts/train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC]
+# 1. the real gid_loops windows (split by backend/data/gid_loops_split.json; the 4 held-out scenes are never used
+#    in training) and 3,000 synthetic scenes of the calibrated generator (backend/data/wind.py, synth.py);
+# 2. normalisation scales of the new data (the spectra moved to the lowest terms and grew 2-4x);
+# 3. the shipped VAE with those scales, stage 1 fine-tuned from the shipped U-Net with the real windows at
+#    sampling weight 0.3 (listed first, so the latent cache holds all of them from step 0), then stage 2
+#    (frequency attention) fine-tuned from the shipped one;
+# 4. RUN/ckpt = vae/ + ldm/ (the stage-2 U-Net), a checkpoint `gid eval --checkpoint` and `gid animate` read.
+# SEMANTIC=1 adds the ESPNet vegetation/terrain/sky condition (MotionConfig.semantic_classes).
+# Session 11 ran two of these side by side at 1 thread each (45 + 8 min on 2 shared cores); on a GPU give
+# --device cuda, more minutes, and larger batches: nothing else changes.
+set -euo pipefail
+RUN=${1:?usage: train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC]}
+M1=${2:-45}
+M2=${3:-8}
+SEMANTIC=${4:-0}
+GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
+export PYTHONPATH=$PWD GID_THREADS=${GID_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
+PY=${PY:-.venv/bin/python}
+split() { $PY -c "import json,sys; print(' '.join('$GID_LOOPS/' + f for f in json.load(open('backend/data/gid_loops_split.json'))[sys.argv[1]]))" "$1"; }
+[ -d runs/data/loops/train ] || $PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
+[ -d runs/data/loops/val ] || $PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
+[ -d runs/data/synth_train ] || $PY -m backend.cli data synth --out runs/data/synth_train --count 3000 --seed 0 --lite --workers 2
+[ -d runs/data/synth_test ] || $PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 2
+[ -f runs/norm_calibrated.json ] || $PY -m backend.cli data stats runs/data/synth_train runs/data/loops/train \
+    --max-samples 800 --out runs/norm_calibrated.json
+mkdir -p "$RUN"
+if [ ! -d "$RUN/vae" ]; then
+    cp -r backend/weights/default/vae "$RUN/vae"
+    $PY - "$RUN" "$SEMANTIC" <<'PY'
+import json, sys
+run, semantic = sys.argv[1], sys.argv[2] == "1"
+d = json.load(open("runs/norm_calibrated.json"))
+json.dump({"scales": d["scales"], "percentile": d["percentile"]}, open(f"{run}/vae/norm_stats.json", "w"), indent=2)
+if semantic:
+    c = json.load(open(f"{run}/vae/config.json"))
+    c["semantic_classes"] = ["vegetation", "terrain", "sky"]
+    json.dump(c, open(f"{run}/vae/config.json", "w"), indent=2)
+PY
+fi
+DATA="runs/data/loops/train runs/data/synth_train"
+$PY -m backend.cli train ldm --data $DATA --weights 0.3 0.7 --out "$RUN" --init-from backend/weights/default/ldm \
+    --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \
+    --max-samples 1500 --initial-samples 300 --scan-samples 20
+$PY -m backend.cli train ldm-freq --data $DATA --weights 0.3 0.7 --out "$RUN" --init-from backend/weights/default/ldm \
+    --steps 20000 --time-limit "$M2" --batch 1 --threads "$GID_THREADS" --eval-every 500 --max-samples 1500 \
+    --initial-samples -1 --scan-samples 0
+rm -rf "$RUN/ckpt" && mkdir -p "$RUN/ckpt/ldm" && cp -r "$RUN/vae" "$RUN/ckpt/vae"
+cp "$RUN"/ldm_freq/{config.json,model.safetensors,norm_stats.json} "$RUN/ckpt/ldm/"
+echo "checkpoint: $RUN/ckpt"
