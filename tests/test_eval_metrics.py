@@ -149,3 +149,16 @@ def test_still_ratio_is_motion_on_still_pixels_over_moving():
     valid[:, :3] = False
     assert np.isnan(still_ratio(pred, true, valid))     # no still pixel left: no figure
     assert np.isnan(still_ratio(np.zeros((4, 6)), true))
+
+
+def test_spectral_shape_distance_ignores_the_amount_and_sees_the_terms():
+    s = oscillation()
+    assert metrics.spectral_shape_distance(0.1 * s, s, T) < 1e-5            # a tenth of the motion, same shape
+    assert metrics.log_power_distance(0.1 * s, s, T)["mean"] > 0.8   # 2 decades off at the 3 moving terms of 7
+    c = spectral.to_complex(s)
+    c[1:4] = c[1:4][::-1]                                                  # power moved from k = 1 to k = 3
+    moved = spectral.from_complex(c)
+    assert metrics.spectral_shape_distance(moved, s, T) > 0.5
+    f = metrics.motion_figures(s, s, T)
+    assert f["spectral_shape_distance"] == 0 and f["peak_term"] == 1
+    assert metrics.motion_figures(moved, s, T)["peak_term"] == 3

@@ -274,7 +274,8 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
         result["methods"][name] = f
     energy = np.sqrt((truth_tex.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
     truth = {"motion_amount_px": float(energy[scene.valid].mean()),
-             "still_fraction": float((energy[scene.valid] < metrics.STILL_PX).mean())}
+             "still_fraction": float((energy[scene.valid] < metrics.STILL_PX).mean()),
+             "peak_term": int(np.argmax(metrics.power_spectrum(scene.spectral, scene.T, scene.valid))) + 1}
     truth.update(seam_figures(scene.spectral, scene))
     result["methods"]["truth"] = truth
     result["rendering"] = render_figures(renderer, scene, ctx)

@@ -101,6 +101,18 @@ def log_power_distance(pred: np.ndarray, true: np.ndarray, T: int,
     return {"mean": float(per_k.mean()), "per_k": [float(v) for v in per_k]}
 
 
+def spectral_shape_distance(pred: np.ndarray, true: np.ndarray, T: int,
+                            valid: np.ndarray | None = None) -> float:
+    """The log power-spectrum distance after scaling both spectra to the same total power (decades): how far the
+    SHAPE is (which terms carry the motion), whatever the amount. `log_power_distance` mixes the two: a model
+    with nature's spectrum at a tenth of the amount is a full decade off at every term."""
+    _same_grid(pred, true)
+    pp, pt = power_spectrum(pred, T, valid), power_spectrum(true, T, valid)
+    lp = np.log10(pp / (pp.sum() + EPS_POWER) + EPS_POWER)
+    lt = np.log10(pt / (pt.sum() + EPS_POWER) + EPS_POWER)
+    return float(np.abs(lp - lt).mean())
+
+
 def energy_map(spectral: np.ndarray, T: int) -> np.ndarray:
     """(H, W) float64: mean over the clip's T frames of ||F_t - F_0|| (pixels)."""
     disp = motion_texture(spectral, T).astype(np.float64)
@@ -182,6 +194,8 @@ def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray
         "amplitude_error_px": amplitude_error(pred, true, T, valid),
         "amplitude_ratio": amplitude_ratio(pred, true, T, valid),
         "log_power_distance": log_power_distance(pred, true, T, valid)["mean"],
+        "spectral_shape_distance": spectral_shape_distance(pred, true, T, valid),
+        "peak_term": int(np.argmax(power_spectrum(pred, T, valid))) + 1,
         "energy_correlation": correlation(e_pred, e_true, valid),
         "motion_amount_px": float(e_pred[m].mean()),
         "still_ratio": still_ratio(e_pred, e_true, valid),

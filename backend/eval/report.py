@@ -29,7 +29,8 @@ COLORS = {"truth": (20, 20, 20), "ours": (40, 40, 220), "no_motion": (150, 150, 
           "train_mean": (40, 160, 40), "smooth_noise": (200, 120, 20), "resimulated": (160, 60, 160)}  # BGR
 QUALITY_COLUMNS = [
     ("amplitude_error_px", "amp. err px ↓", 3), ("amplitude_ratio", "amp. ratio (1)", 2),
-    ("log_power_distance", "log-power dist ↓", 2), ("energy_correlation", "energy corr ↑", 2),
+    ("log_power_distance", "log-power dist ↓", 2), ("spectral_shape_distance", "shape dist ↓", 2),
+    ("peak_term", "peak k", 1), ("energy_correlation", "energy corr ↑", 2),
     ("motion_amount_px", "motion px", 2), ("still_ratio", "still/moving ↓", 2), ("epe_best_px", "EPE best px", 2), ("epe_mean_px", "EPE mean px", 2),
     ("loop_seam_ratio", "loop seam ↓", 3), ("cut_seam_ratio", "cut seam", 2),
 ]
