@@ -184,7 +184,7 @@ def quality_table_md(results: dict) -> str:
             lines.append(f"| {METHOD_LABELS.get(m, m)} | "
                          + " | ".join(_fmt(row.get(key), d) for key, _, d in QUALITY_COLUMNS) + " |")
         lines.append("")
-        bars = motion_bars(agg)
+        bars = None if s.get("real") else motion_bars(agg)   # issue 5's bars are about synthetic scenes
         if bars:
             lines.append(_bars_md(bars) + "\n")
         real_bars = real_photo_bars(agg) if s.get("real") else None
