@@ -95,9 +95,7 @@ def log_power_distance(pred: np.ndarray, true: np.ndarray, T: int,
                        valid: np.ndarray | None = None) -> dict:
     """Per-frequency |log10 P_pred(k) - log10 P_true(k)| (decades), k = 1..K-1, and its mean."""
     _same_grid(pred, true)
-    lp = np.log10(power_spectrum(pred, T, valid) + EPS_POWER)
-    lt = np.log10(power_spectrum(true, T, valid) + EPS_POWER)
-    per_k = np.abs(lp - lt)
+    per_k = _log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid))
     return {"mean": float(per_k.mean()), "per_k": [float(v) for v in per_k]}
 
 
@@ -107,10 +105,14 @@ def spectral_shape_distance(pred: np.ndarray, true: np.ndarray, T: int,
     SHAPE is (which terms carry the motion), whatever the amount. `log_power_distance` mixes the two: a model
     with nature's spectrum at a tenth of the amount is a full decade off at every term."""
     _same_grid(pred, true)
-    pp, pt = power_spectrum(pred, T, valid), power_spectrum(true, T, valid)
-    lp = np.log10(pp / (pp.sum() + EPS_POWER) + EPS_POWER)
-    lt = np.log10(pt / (pt.sum() + EPS_POWER) + EPS_POWER)
-    return float(np.abs(lp - lt).mean())
+    return float(_log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid), shape=True).mean())
+
+
+def _log_power_gap(pp: np.ndarray, pt: np.ndarray, shape: bool = False) -> np.ndarray:
+    """|log10 pp - log10 pt| per term; shape=True scales both to unit total power first."""
+    if shape:
+        pp, pt = pp / (pp.sum() + EPS_POWER), pt / (pt.sum() + EPS_POWER)
+    return np.abs(np.log10(pp + EPS_POWER) - np.log10(pt + EPS_POWER))
 
 
 def energy_map(spectral: np.ndarray, T: int) -> np.ndarray:
@@ -190,12 +192,13 @@ def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray
     e_true = np.sqrt((ft.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
     e_pred = np.sqrt((fp.astype(np.float64) ** 2).sum(axis=1)).mean(axis=0)
     epe = float(np.sqrt(((fp - ft).astype(np.float64) ** 2).sum(axis=1))[:, m].mean())
+    pp, pt = power_spectrum(pred, T, valid), power_spectrum(true, T, valid)
     return {
         "amplitude_error_px": amplitude_error(pred, true, T, valid),
         "amplitude_ratio": amplitude_ratio(pred, true, T, valid),
-        "log_power_distance": log_power_distance(pred, true, T, valid)["mean"],
-        "spectral_shape_distance": spectral_shape_distance(pred, true, T, valid),
-        "peak_term": int(np.argmax(power_spectrum(pred, T, valid))) + 1,
+        "log_power_distance": float(_log_power_gap(pp, pt).mean()),
+        "spectral_shape_distance": float(_log_power_gap(pp, pt, shape=True).mean()),
+        "peak_term": int(np.argmax(pp)) + 1,
         "energy_correlation": correlation(e_pred, e_true, valid),
         "motion_amount_px": float(e_pred[m].mean()),
         "still_ratio": still_ratio(e_pred, e_true, valid),
