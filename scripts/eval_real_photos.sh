@@ -8,17 +8,11 @@ GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
 OUT=${OUT:-runs/eval_real}
 export PYTHONPATH=$PWD GID_THREADS=1 OMP_NUM_THREADS=1
 PY=${PY:-.venv/bin/python}
-split() { $PY -c "import json,sys; print(' '.join('$GID_LOOPS/' + f for f in json.load(open('backend/data/gid_loops_split.json'))[sys.argv[1]]))" "$1"; }
 mkdir -p "$OUT"
 CKPT=${CKPT:-}          # a checkpoint folder (vae/ + ldm/) to measure instead of the shipped weights
 CKPT_ARGS=${CKPT:+--checkpoint $CKPT}
-# 1. windows of the real clips (5 per clip, every 30 frames over the loop), lite samples at 256x160, T = 150
-[ -d runs/data/loops/val ] || $PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
-[ -d runs/data/loops/train ] || $PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
-# 2. synthetic sets (the calibrated generator; the same as scripts/train_real_calibrated.sh): the training set
-#    (the mean baseline's and the semantic prior's) and the held-out test scenes (lite: no rendering figures)
-[ -d runs/data/synth_train ] || $PY -m backend.cli data synth --out runs/data/synth_train --count 3000 --seed 0 --lite --workers 2
-[ -d runs/data/synth_test ] || $PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 2
+# 1-2. the real windows and the synthetic sets (made if missing)
+source scripts/real_photo_data.sh
 # 3. the semantic prior's class amounts (training data only)
 $PY scripts/fit_semantic_prior.py --real runs/data/loops/train --synth runs/data/synth_train --max-synth 100
 # 4. the model (shipped, or $CKPT), the baselines and the semantic prior: 8 validation windows spread over the 4 held-out

@@ -19,11 +19,7 @@ SEMANTIC=${4:-0}
 GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
 export PYTHONPATH=$PWD GID_THREADS=${GID_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-.venv/bin/python}
-split() { $PY -c "import json,sys; print(' '.join('$GID_LOOPS/' + f for f in json.load(open('backend/data/gid_loops_split.json'))[sys.argv[1]]))" "$1"; }
-[ -d runs/data/loops/train ] || $PY -m backend.cli data from-video $(split train) --out runs/data/loops/train --stride 30 --wrap
-[ -d runs/data/loops/val ] || $PY -m backend.cli data from-video $(split val) --out runs/data/loops/val --stride 30 --wrap
-[ -d runs/data/synth_train ] || $PY -m backend.cli data synth --out runs/data/synth_train --count 3000 --seed 0 --lite --workers 2
-[ -d runs/data/synth_test ] || $PY -m backend.cli data synth --out runs/data/synth_test --count 32 --seed 900000 --lite --workers 2
+source scripts/real_photo_data.sh
 [ -f runs/norm_calibrated.json ] || $PY -m backend.cli data stats runs/data/synth_train runs/data/loops/train \
     --max-samples 800 --out runs/norm_calibrated.json
 mkdir -p "$RUN"

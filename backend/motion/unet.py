@@ -70,6 +70,7 @@ class ImageEncoder(torch.nn.Module):
         return torch.stack([self._semantic_memo[key] for key in keys]).to(image.device, image.dtype)
 
     def _semantic_maps_uncached(self, image: torch.Tensor) -> torch.Tensor:
+        """`semantic_maps` without the memo: ESPNet run on every picture of the batch."""
         if not self._semantic:
             from backend.priors.espnet import SemanticPrior
             prior = SemanticPrior.load()
