@@ -1,6 +1,7 @@
 """`gid eval`: the model and the baselines on held-out scenes, per scene and aggregated (issue 9).
 
-Methods: "ours" (the motion model, N samples; absent with a clear reason when no model loads), "no_motion",
+Methods: "ours" (the motion model, N samples; absent with a clear reason when no model loads), "ours_unplaced"
+(the same samples before the placement net, when the model has one: motion/placement.py), "no_motion",
 "train_mean" (training-set mean amplitude, `baselines.mean_amplitude_spectral`), "smooth_noise" (matched
 amplitude, `baselines.smooth_noise`). "truth" carries only the figures that describe motion by itself (motion
 amount, loop seams). Rendering with TRUE motion (ibr and splat, plus the still image as a floor) is scored by
@@ -16,6 +17,7 @@ import os
 import platform
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,7 +30,7 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "no_motion", "train_mean", "semantic_prior", "smooth_noise", "resimulated", "resimulated_amount",
+METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior", "smooth_noise", "resimulated", "resimulated_amount",
            "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
@@ -226,6 +228,18 @@ def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
     return {"resimulated": resim, "resimulated_amount": scaled, "resimulated_hidden": hidden}
 
 
+def _sample_figures(samples: np.ndarray, scene: Scene, truth_tex: np.ndarray, predict_s: float) -> dict:
+    """Figures of a model's samples (N, K, 4, H, W): the mean over samples, best and mean endpoint error."""
+    per = [metrics.motion_figures(s, scene.spectral, scene.T, scene.valid, truth_tex) for s in samples]
+    agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
+    epes = [p["epe_px"] for p in per]
+    agg.pop("epe_px")
+    agg.update({"epe_best_px": float(min(epes)), "epe_mean_px": float(np.mean(epes)), "samples": len(per),
+                "predict_s": predict_s})
+    agg.update(seam_figures(samples[0], scene))
+    return agg
+
+
 def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, samples: int, steps: int | None,
                    seed: int, renderer=None, keep_arrays: bool = False, ctx=None,
                    mean_T: int = 150, guidance: float | None = None,
@@ -254,16 +268,16 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
             candidates["model_refine"] = resample_spectral(
                 predictor.autoencode(scene.spectral, vae=True, image=scene.image), (W, H))[:K]
         pred = predictor.predict(scene.image, seed=seed, samples=samples, steps=steps, ctx=ctx,
-                                 guidance=guidance, sampler=sampler, refine=refine)
-        ours = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
-        per = [metrics.motion_figures(s, scene.spectral, scene.T, scene.valid, truth_tex) for s in ours]
-        agg = {key: float(np.mean([p[key] for p in per])) for key in per[0]}
-        epes = [p["epe_px"] for p in per]
-        agg.pop("epe_px")
-        agg.update({"epe_best_px": float(min(epes)), "epe_mean_px": float(np.mean(epes)), "samples": len(per),
-                    "predict_s": float(pred.timings.get("predict_s", float("nan")))})
-        agg.update(seam_figures(ours[0], scene))
-        result["methods"]["ours"] = agg
+                                 guidance=guidance, sampler=sampler, refine=refine, place=False)
+        t0 = time.perf_counter()
+        placed = predictor.place(scene.image, pred.spectral)
+        predict_s = float(pred.timings.get("predict_s", float("nan"))) + time.perf_counter() - t0
+        ours = resample_spectral(np.asarray(placed, np.float32), (W, H))[:, :K]
+        result["methods"]["ours"] = _sample_figures(ours, scene, truth_tex, predict_s)
+        if getattr(predictor, "placement", None) is not None:
+            # The same samples without the placement net: what it adds, side by side.
+            unplaced = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
+            result["methods"]["ours_unplaced"] = _sample_figures(unplaced, scene, truth_tex, predict_s)
     for name, spec in candidates.items():
         if spec is None:
             continue

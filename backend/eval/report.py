@@ -15,7 +15,7 @@ import numpy as np
 
 from . import metrics
 
-METHOD_LABELS = {"ours": "ours (GID)", "no_motion": "no motion", "train_mean": "training-set mean",
+METHOD_LABELS = {"ours": "ours (GID)", "ours_unplaced": "ours without the placement net", "no_motion": "no motion", "train_mean": "training-set mean",
                  "semantic_prior": "semantic prior (ESPNet classes, mean spectrum)",
                  "smooth_noise": "smooth noise (matched amplitude)",
                  "resimulated": "ceiling: true physics, fresh wind",

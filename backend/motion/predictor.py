@@ -20,6 +20,7 @@ from shared.spectral import NormStats, denormalize, normalize, resample_spectral
 
 from .config import MotionConfig
 from .pipeline import MotionPipeline
+from .placement import PlacementNet, apply_placement, load_placement
 from .refine import MotionRefiner
 from .unet import FrequencyUNet
 from .vae import SpectralVAE
@@ -94,13 +95,16 @@ def _load_vae(folder: Path, device: torch.device) -> tuple[SpectralVAE, NormStat
 
 
 class MotionPredictor:
-    def __init__(self, pipeline: MotionPipeline, config: MotionConfig, device: torch.device, checkpoint: Path):
+    def __init__(self, pipeline: MotionPipeline, config: MotionConfig, device: torch.device, checkpoint: Path,
+                 placement: PlacementNet | None = None):
         self.pipeline, self.config, self.device, self.checkpoint = pipeline, config, device, checkpoint
+        self.placement = placement
 
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "MotionPredictor":
         """checkpoint_dir holds vae/ and ldm/ (config.json, model.safetensors, norm_stats.json each) and optionally
-        refine/ (the image-guided refiner, same files); None = the shipped default in backend/weights/default."""
+        refine/ (the image-guided refiner, same files) and placement/ (the motion placement net, config.json +
+        model.safetensors); None = the shipped default in backend/weights/default."""
         from backend.device import pick_device
         from backend.train.common import load_module, safetensors_keys
         root = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT
@@ -120,7 +124,8 @@ class MotionPredictor:
             refiner = MotionRefiner(MotionConfig.load(root / "refine" / "config.json"))
             load_module(refiner, root / "refine" / "model.safetensors")
             refiner.to(dev).eval().requires_grad_(False)
-        return cls(MotionPipeline(vae, unet, stats, cfg, refiner), cfg, dev, root)
+        placement = load_placement(root / "placement", dev) if (root / "placement").exists() else None
+        return cls(MotionPipeline(vae, unet, stats, cfg, refiner), cfg, dev, root, placement)
 
     @classmethod
     def load_autoencoder(cls, vae_dir: str | Path, device: str = "auto") -> "MotionPredictor":
@@ -150,10 +155,11 @@ class MotionPredictor:
 
     def predict(self, image, seed: int = 0, samples: int = 1, steps: int | None = None, loop: bool = False,
                 guidance: float | None = None, ctx: JobContext | None = None, sampler: str | None = None,
-                refine: bool = True) -> Prediction:
+                refine: bool = True, place: bool = True) -> Prediction:
         """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect.
 
-        refine=False skips the image-guided refiner (motion on the working grid, as the VAE decodes it)."""
+        refine=False skips the image-guided refiner (motion on the working grid, as the VAE decodes it);
+        place=False skips the placement net (the denoiser's own energy map; placement.py)."""
         if self.pipeline.unet is None:
             raise RuntimeError(f"{self.checkpoint} is a VAE alone (load_autoencoder): it cannot predict")
         rgb = as_rgb(image)
@@ -167,8 +173,25 @@ class MotionPredictor:
         result = self.pipeline(tensor, samples=int(samples), steps=steps, seed=int(seed), guidance=guidance,
                                sampler=sampler, loop=bool(loop), ctx=ctx, fine_image=fine_t)
         spectral = np.ascontiguousarray(result.spectral[..., y0:y0 + h, x0:x0 + w])
+        if place:
+            spectral = self.place(rgb, spectral)
         return Prediction(spectral, float(self.config.fps), int(self.config.T), (rgb.shape[1], rgb.shape[0]),
                           int(seed), steps, {"predict_s": time.perf_counter() - t0})
+
+    def place(self, image: np.ndarray, spectral: np.ndarray) -> np.ndarray:
+        """Volumes (N, K, 4, h, w) that `predict(image, place=False)` returned -> moved by the placement net
+        (placement.py); unchanged when the checkpoint has none."""
+        if self.placement is None:
+            return spectral
+        rgb = as_rgb(image)
+        # The picture letterboxed as the denoiser saw it, on the grid of the volumes, cropped like them.
+        canvas, (x0, y0, w, h) = letterbox(rgb, self.output_size)
+        if spectral.shape[-2:] != (h, w):
+            raise ValueError(f"volumes of {spectral.shape[-1]}x{spectral.shape[-2]} are not this picture's "
+                             f"{w}x{h} prediction grid")
+        where = self.placement.placement_map(canvas, self.output_size)[y0:y0 + h, x0:x0 + w]
+        cfg = self.placement.config
+        return np.stack([apply_placement(one, where, self.config.T, cfg.strength, cfg.smooth_px) for one in spectral])
 
     def autoencode(self, spectral: np.ndarray, vae: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """A motion volume (K', 4, H, W) in pixels of its grid, taken the way `predict` returns motion: onto the
@@ -207,5 +230,7 @@ class MotionPredictor:
                 "fps": self.config.fps, "T": self.config.T, "sampler": self.config.sampler,
                 "default_steps": self.config.sample_steps, "guidance": self.config.guidance,
                 "freq_attention": self.pipeline.unet.has_freq_attention,
-                "refiner": self.pipeline.refiner is not None, "output_size": list(self.output_size),
+                "refiner": self.pipeline.refiner is not None,
+                "placement": None if self.placement is None else self.placement.config.strength,
+                "output_size": list(self.output_size),
                 "unet_parameters": n_params, "vae_parameters": n_vae}

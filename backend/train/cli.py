@@ -1,4 +1,4 @@
-"""`gid train vae|ldm|ldm-freq|refine|render|fluid`: one trainer module per kind, each with add_arguments(parser), run(args)."""
+"""`gid train vae|ldm|ldm-freq|refine|placement|render|fluid`: one trainer module per kind, each with add_arguments(parser), run(args)."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +9,7 @@ TRAINERS = {
     "ldm": "backend.motion.train_ldm",
     "ldm-freq": "backend.motion.train_ldm",
     "refine": "backend.motion.train_refine",
+    "placement": "backend.motion.train_placement",
     "render": "backend.render.train",
     "fluid": "backend.motion.train_fluid",
 }
