@@ -1,4 +1,4 @@
-"""`gid data synth|from-video|stats`: argument parsing only; the work is in synth.py, video.py, stats.py."""
+"""`gid data synth|from-video|tile|stats`: argument parsing only; the work is in synth.py, video.py, tiles.py, stats.py."""
 from __future__ import annotations
 
 import argparse
@@ -46,6 +46,12 @@ def register(subparsers) -> None:
     p.add_argument("--eulerian", action="store_true",
                    help="one video -> its mean frame-to-frame flow as a steady velocity field: --out V.npz")
     p.set_defaults(func=_from_video)
+
+    p = sub.add_parser("tile", help="cut the samples of a folder made at a larger size into close-up tiles")
+    p.add_argument("src", help="sample folder (e.g. from-video --size 512x320)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=parse_size, default=(256, 160), help="tile W x H (default 256x160)")
+    p.set_defaults(func=_tile)
 
     p = sub.add_parser("stats", help="per-frequency normalisation statistics (+ power spectrum plot)")
     p.add_argument("folders", nargs="+")
@@ -99,6 +105,13 @@ def _eulerian_from_video(args) -> int:
     speed = np.sqrt((velocity ** 2).sum(0))
     print(f"wrote {out}: {velocity.shape[2]}x{velocity.shape[1]}, {len(frames)} frames, "
           f"{mask.mean():.0%} flowing, median speed {np.median(speed[mask]) if mask.any() else 0.0:.3f} px/frame")
+    return 0
+
+
+def _tile(args) -> int:
+    from .tiles import tile_folder
+
+    tile_folder(args.src, args.out, args.size, log=lambda m: print(m, flush=True))
     return 0
 
 
