@@ -234,7 +234,10 @@ def test_gid_eval_reports_real_sets_with_the_semantic_prior_and_still_figure(tin
     assert agg["smooth_noise"]["still_ratio"] > 0.3                                 # noise ignores where
     if FIT_FILE.is_file():
         assert res["semantic_prior"]["status"] == "ok"
-        assert {"semantic_prior"} <= set(agg) and agg["semantic_prior"]["motion_amount_px"] > 0
+        assert {"semantic_prior", "texture_prior"} <= set(agg) and agg["semantic_prior"]["motion_amount_px"] > 0
+        # same amount as the semantic prior, placed by texture
+        assert agg["texture_prior"]["motion_amount_px"] == pytest.approx(agg["semantic_prior"]["motion_amount_px"],
+                                                                         rel=1e-3)
     table = quality_table_md(res)
     assert "**real_val** (real photos" in table and "**tiny_test** (synthetic" in table
     if res["model"]["status"] == "ok":

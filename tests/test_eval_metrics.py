@@ -162,3 +162,15 @@ def test_spectral_shape_distance_ignores_the_amount_and_sees_the_terms():
     f = metrics.motion_figures(s, s, T)
     assert f["spectral_shape_distance"] == 0 and f["peak_term"] == 1
     assert metrics.motion_figures(moved, s, T)["peak_term"] == 3
+
+
+def test_texture_energy_follows_the_pictures_detail():
+    """The texture prior's map (issue 20): high on the textured half, mean 1, defined for a flat picture."""
+    from backend.eval.baselines import texture_energy
+    rng = np.random.default_rng(0)
+    image = np.full((40, 64, 3), 128, np.uint8)
+    image[:, 32:] = rng.integers(0, 255, (40, 32, 3))
+    e = texture_energy(image)
+    assert e.shape == (40, 64) and abs(e.mean() - 1) < 1e-9
+    assert e[:, 40:].mean() > 5 * e[:, :24].mean()
+    assert np.allclose(texture_energy(np.full((40, 64, 3), 9, np.uint8)), 1.0)

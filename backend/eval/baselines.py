@@ -88,3 +88,21 @@ def matched_amount_check(noise: np.ndarray, true_spectral: np.ndarray, T: int) -
     t = np.abs(to_complex(true_spectral)[1:]) * a
     den = np.sqrt((t ** 2).mean())
     return float(np.sqrt((n ** 2).mean()) / den) if den > 0 else float("nan")
+
+
+TEXTURE_SIGMA = 4.0 / 256       # blur of the gradient magnitude, as a fraction of the picture's width
+
+
+def texture_energy(image: np.ndarray) -> np.ndarray:
+    """(H, W) float64, mean 1: the picture's blurred luminance gradient magnitude (Sobel)."""
+    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
+    mag = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    mag = cv2.GaussianBlur(mag, (0, 0), max(0.5, TEXTURE_SIGMA * image.shape[1])).astype(np.float64)
+    return mag / mag.mean() if mag.mean() > 0 else np.ones_like(mag)
+
+
+def texture_prior(image: np.ndarray, T: int, K: int, semantic) -> np.ndarray:
+    """The semantic prior's amount and spectrum, placed where the picture is textured (issue 20: in real clips
+    what moves, and what flow sees move, is textured; sky, walls and wax are smooth and still)."""
+    amount = float(semantic.energy(image).mean())
+    return semantic.spectral_of_energy(texture_energy(image) * amount, T, K)

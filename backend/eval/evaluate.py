@@ -30,7 +30,7 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior", "smooth_noise", "resimulated", "resimulated_amount",
+METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior", "texture_prior", "smooth_noise", "resimulated", "resimulated_amount",
            "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
@@ -42,6 +42,8 @@ METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior",
 # back: the best any sample of this model can score (a sampler that found the truth's latents exactly).
 # "model_vae_hidden" takes "resimulated_hidden" through the same grid and VAE: what a perfect image-only denoiser
 # paired with this model's VAE would score, i.e. the ceiling of a better-trained U-Net on today's VAE.
+# "texture_prior" (issue 20): the semantic prior's amount and spectrum, placed by the picture's blurred gradient
+# magnitude (`baselines.texture_prior`): where-it-moves from texture alone.
 # "semantic_prior" (issue 20): motion amount per pixel from ESPNet's class maps alone, fitted on the training
 # data, with the training set's mean spectrum (`backend.priors.semantic_amount`): what a model must beat to
 # show it sees more in a picture than which classes it contains.
@@ -254,6 +256,7 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
                                 resample_spectral(mean_spectral, (W, H))[:K] * (scene.T / mean_T))
     if semantic is not None:
         candidates["semantic_prior"] = semantic.spectral(scene.image, scene.T, K)
+        candidates["texture_prior"] = baselines.texture_prior(scene.image, scene.T, K, semantic)
     candidates["smooth_noise"] = baselines.smooth_noise(scene.spectral, scene.T, seed=seed)
     candidates.update(resimulated_candidates(scene))
     result: dict = {"name": scene.name, "size": [W, H], "T": scene.T, "fps": scene.fps, "methods": {}}

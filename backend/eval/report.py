@@ -17,6 +17,7 @@ from . import metrics
 
 METHOD_LABELS = {"ours": "ours (GID)", "ours_unplaced": "ours without the placement net", "no_motion": "no motion", "train_mean": "training-set mean",
                  "semantic_prior": "semantic prior (ESPNet classes, mean spectrum)",
+                 "texture_prior": "texture prior (blurred gradient magnitude, semantic prior's amount)",
                  "smooth_noise": "smooth noise (matched amplitude)",
                  "resimulated": "ceiling: true physics, fresh wind",
                  "resimulated_amount": "ceiling: fresh wind, true amount",
@@ -97,6 +98,8 @@ def real_photo_bars(agg: dict) -> dict | None:
            "still_ratio": ours.get("still_ratio", float("nan"))}
     out["lpd_pass"] = None if not mean else ours["log_power_distance"] < mean["log_power_distance"]
     out["still_pass"] = out["still_ratio"] <= 0.25
+    tex = agg.get("texture_prior")
+    out["texture_correlation"] = None if not tex else tex["energy_correlation"]
     if sem:
         out["semantic"] = {k: sem.get(k) for k in ("energy_correlation", "amplitude_ratio", "log_power_distance",
                                                    "still_ratio")}
@@ -128,6 +131,8 @@ def _real_bars_md(b: dict) -> str:
                  f"{s['amplitude_ratio']:.2f}x, log power {s['log_power_distance']:.2f}, still/moving "
                  f"{s['still_ratio']:.2f}) on every figure: {ok(b['semantic_pass'])}"
                  + ("" if not lost else f" (not on {', '.join(lost)})"))
+    if b.get("texture_correlation") is not None:
+        line += f"; for reference, the texture prior's energy correlation is {b['texture_correlation']:.2f}"
     return line + "."
 
 

@@ -126,7 +126,10 @@ class SemanticAmountPrior:
 
     def spectral(self, image: np.ndarray, T: int, K: int) -> np.ndarray:
         """(K, 4, H, W) float32: the energy map spread over terms 1..K-1 with the mean spectral shape."""
-        e_hat = self.energy(image)
+        return self.spectral_of_energy(self.energy(image), T, K)
+
+    def spectral_of_energy(self, e_hat: np.ndarray, T: int, K: int) -> np.ndarray:
+        """Any energy map (H, W), px -> (K, 4, H, W) float32 with the fitted mean spectral shape."""
         kk = min(K - 1, self.shape.shape[0])
         unit = np.zeros((K, 2), np.complex128)
         unit[1:kk + 1] = self.shape[:kk] / term_amplitudes(K, T)[1:kk + 1, None]      # |S_k| of 1 px swing
