@@ -149,3 +149,20 @@ def test_predictor_uses_a_checkpoints_placement(tmp_path, checkpoint_small):
     np.testing.assert_allclose(b[big], (a * gain)[big], rtol=1e-3)        # one positive gain per pixel
     with pytest.raises(ValueError):
         placed.place(image, a[..., :-1])
+
+
+def test_texture_source_needs_no_weights_and_matches_the_eval_baseline(tmp_path):
+    from backend.eval.baselines import texture_energy
+    cfg = PlacementConfig(source="texture", strength=0.5)
+    (tmp_path / "placement").mkdir()
+    cfg.save(tmp_path / "placement" / "config.json")
+    net = load_placement(tmp_path / "placement")
+    assert sum(p.numel() for p in net.parameters()) == 0
+    rng = np.random.default_rng(5)
+    image = np.full((160, 256, 3), 90, np.uint8)
+    image[20:90, 30:120] = rng.integers(0, 255, (70, 90, 3))
+    image[100:150, 150:240] = rng.integers(60, 120, (50, 90, 3))
+    m = net.placement_map(image, (256, 160))
+    assert correlation(m, texture_energy(image)) > 0.9
+    with pytest.raises(ValueError, match="source"):
+        PlacementConfig(source="depth").validate()

@@ -175,4 +175,5 @@ def run(args: argparse.Namespace) -> int:
 def _save(folder: Path, net: PlacementNet, cfg: PlacementConfig) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     cfg.save(folder / "config.json")
-    common.save_module(folder / "model.safetensors", net)
+    if cfg.source == "net":
+        common.save_module(folder / "model.safetensors", net)
