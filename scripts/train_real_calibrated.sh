@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Issue 20, session 11: the shipped motion model's recipe, from scratch data to a checkpoint folder.
-#   bash scripts/train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC]
+#   bash scripts/train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC] [TILES]
 # 1. the real gid_loops windows (split by backend/data/gid_loops_split.json; the 4 held-out scenes are never used
 #    in training) and 3,000 synthetic scenes of the calibrated generator (backend/data/wind.py, synth.py);
 # 2. normalisation scales of the new data (the spectra moved to the lowest terms and grew 2-4x);
 # 3. the shipped VAE with those scales, stage 1 fine-tuned from the shipped U-Net with the real windows at
 #    sampling weight 0.3 (listed first, so the latent cache holds all of them from step 0), then stage 2
 #    (frequency attention) fine-tuned from the shipped one;
-# 4. RUN/ckpt = vae/ + ldm/ (the stage-2 U-Net), a checkpoint `gid eval --checkpoint` and `gid animate` read.
+# 4. RUN/ckpt = vae/ + ldm/ (the stage-2 U-Net) + the shipped placement/, a checkpoint `gid eval --checkpoint` and `gid animate` read.
 # SEMANTIC=1 adds the ESPNet vegetation/terrain/sky condition (MotionConfig.semantic_classes).
+# TILES=1 (session 12) splits the real weight between the full windows and their close-up tiles
+# (runs/data/loops/train_tiles: the clips at 512x320 cut into 256x160 tiles, scripts/real_photo_data.sh).
 # Session 11 ran two of these side by side at 1 thread each (45 + 8 min on 2 shared cores); on a GPU give
 # --device cuda, more minutes, and larger batches: nothing else changes.
 set -euo pipefail
@@ -16,6 +18,7 @@ RUN=${1:?usage: train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [
 M1=${2:-45}
 M2=${3:-8}
 SEMANTIC=${4:-0}
+TILES=${5:-0}
 GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
 export PYTHONPATH=$PWD GID_THREADS=${GID_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-.venv/bin/python}
@@ -37,12 +40,23 @@ if semantic:
 PY
 fi
 DATA="runs/data/loops/train runs/data/synth_train"
-$PY -m backend.cli train ldm --data $DATA --weights 0.3 0.7 --out "$RUN" --init-from backend/weights/default/ldm \
+WEIGHTS="0.3 0.7"
+if [ "$TILES" = 1 ]; then
+    [ -f runs/data/loops/train_hr/windows.json ] || $PY -m backend.cli data from-video $(split train) \
+        --out runs/data/loops/train_hr --size 512x320 --stride 30 --wrap
+    [ -d runs/data/loops/train_tiles ] || $PY -m backend.cli data tile runs/data/loops/train_hr \
+        --out runs/data/loops/train_tiles
+    DATA="runs/data/loops/train runs/data/loops/train_tiles runs/data/synth_train"
+    WEIGHTS="0.15 0.15 0.7"
+fi
+$PY -m backend.cli train ldm --data $DATA --weights $WEIGHTS --out "$RUN" --init-from backend/weights/default/ldm \
     --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \
     --max-samples 1500 --initial-samples 300 --scan-samples 20
-$PY -m backend.cli train ldm-freq --data $DATA --weights 0.3 0.7 --out "$RUN" --init-from backend/weights/default/ldm \
+$PY -m backend.cli train ldm-freq --data $DATA --weights $WEIGHTS --out "$RUN" --init-from backend/weights/default/ldm \
     --steps 20000 --time-limit "$M2" --batch 1 --threads "$GID_THREADS" --eval-every 500 --max-samples 1500 \
     --initial-samples -1 --scan-samples 0
 rm -rf "$RUN/ckpt" && mkdir -p "$RUN/ckpt/ldm" && cp -r "$RUN/vae" "$RUN/ckpt/vae"
 cp "$RUN"/ldm_freq/{config.json,model.safetensors,norm_stats.json} "$RUN/ckpt/ldm/"
+# the shipped placement stage (config only: the texture map, backend/motion/placement.py) goes with it
+[ ! -d backend/weights/default/placement ] || cp -r backend/weights/default/placement "$RUN/ckpt/placement"
 echo "checkpoint: $RUN/ckpt"

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import metrics
 
-METHOD_LABELS = {"ours": "ours (GID)", "ours_unplaced": "ours without the placement net", "no_motion": "no motion", "train_mean": "training-set mean",
+METHOD_LABELS = {"ours": "ours (GID)", "ours_unplaced": "ours without placement (same samples)", "no_motion": "no motion", "train_mean": "training-set mean",
                  "semantic_prior": "semantic prior (ESPNet classes, mean spectrum)",
                  "texture_prior": "texture prior (blurred gradient magnitude, semantic prior's amount)",
                  "smooth_noise": "smooth noise (matched amplitude)",
