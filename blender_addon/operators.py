@@ -162,7 +162,8 @@ class GID_OT_load_motion(bpy.types.Operator):
 class PredictTask(connection.Task):
     label = "Predicting motion"
 
-    def __init__(self, obj, scene, seed: int, samples: int, loop: bool, steps: int = 0, max_width: int = 1024):
+    def __init__(self, obj, scene, seed: int, samples: int, loop: bool, steps: int = 0, max_width: int = 1024,
+                 placement: float | None = None):
         super().__init__()
         plane = displacement.PlaneInfo(obj)
         size = fields.live_size(plane.size, max_width)
@@ -172,6 +173,8 @@ class PredictTask(connection.Task):
         self.args = {"image": self.image, "seed": int(seed), "samples": int(samples), "loop": bool(loop)}
         if steps:
             self.args["steps"] = int(steps)
+        if placement is not None:
+            self.args["placement"] = float(placement)
 
     def start(self, cl) -> None:
         self.submit(cl, "predict", self.args)
@@ -202,7 +205,7 @@ class GID_OT_predict_motion(_TaskOperator, bpy.types.Operator):
         obj = active_plane(context)
         s = obj.gid
         return PredictTask(obj, context.scene, s.seed if self.seed < 0 else self.seed,
-                           self.samples or s.samples, s.seamless, self.steps)
+                           self.samples or s.samples, s.seamless, self.steps, placement=s.placement)
 
 
 class GID_OT_cancel_job(bpy.types.Operator):

@@ -53,6 +53,7 @@ class GID_PT_main(_Panel, bpy.types.Panel):
         row.prop(s, "samples")
         row.prop(s, "seed")
         box.prop(s, "seamless")
+        box.prop(s, "placement")
         row = box.row(align=True)
         row.enabled = not job.busy
         row.operator("gid.predict_motion", icon="PLAY")

@@ -149,6 +149,12 @@ def test_predictor_uses_a_checkpoints_placement(tmp_path, checkpoint_small):
     np.testing.assert_allclose(b[big], (a * gain)[big], rtol=1e-3)        # one positive gain per pixel
     with pytest.raises(ValueError):
         placed.place(image, a[..., :-1])
+    # the strength can be chosen per call: 0 = the denoiser's own, the checkpoint's (1.0 here) by default
+    np.testing.assert_array_equal(placed.predict(image, seed=4, samples=2, steps=2, placement=0.0).spectral, a)
+    half = placed.predict(image, seed=4, samples=2, steps=2, placement=0.5).spectral
+    assert not np.allclose(half, a) and not np.allclose(half, b)
+    with pytest.raises(ValueError, match="strength"):
+        placed.place(image, a, 1.5)
 
 
 def test_texture_source_needs_no_weights_and_matches_the_eval_baseline(tmp_path):

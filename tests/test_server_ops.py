@@ -43,7 +43,10 @@ def test_valid_arguments_are_normalised_with_defaults():
     assert out["mode"] == "ibr" and out["scene_fps"] == 30.0 and out["speed"] == 1.0 and out["loop_frames"] == 0
     assert out["times"].dtype == np.float64 and list(out["times"]) == [0, 1, 2, 3]
     out = OPS["predict"].validate({"image": np.zeros((8, 8, 3), np.uint8)}, LIMITS)
-    assert out == {"image": out["image"], "seed": 0, "samples": 1, "steps": None, "loop": False, "guidance": None}
+    assert out == {"image": out["image"], "seed": 0, "samples": 1, "steps": None, "loop": False, "guidance": None,
+                   "placement": None}
+    assert OPS["predict"].validate({"image": np.zeros((8, 8, 3), np.uint8), "placement": 0.25},
+                                   LIMITS)["placement"] == 0.25
     out = OPS["simulate"].validate(simulate_args(), LIMITS)
     assert out["pokes"][0] == {"frame": 2, "x": 10.0, "y": 5.0, "dx": 2.0, "dy": -1.0, "duration": 1,
                                "kind": "push"}
@@ -104,6 +107,8 @@ def test_pixel_and_reply_limits():
     ("predict", {"image": np.zeros((8, 8, 3), np.uint8), "seed": -1}),
     ("predict", {"image": np.zeros((8, 8, 3), np.uint8), "loop": 1}),
     ("predict", {"image": np.zeros((8, 8, 3), np.uint8), "guidance": float("nan")}),
+    ("predict", {"image": np.zeros((8, 8, 3), np.uint8), "placement": 1.5}),
+    ("predict", {"image": np.zeros((8, 8, 3), np.uint8), "placement": -0.1}),
     ("simulate", simulate_args(count=...)),
     ("simulate", simulate_args(count=0)),
     ("simulate", simulate_args(pokes={"frame": 1})),

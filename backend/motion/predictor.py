@@ -155,11 +155,12 @@ class MotionPredictor:
 
     def predict(self, image, seed: int = 0, samples: int = 1, steps: int | None = None, loop: bool = False,
                 guidance: float | None = None, ctx: JobContext | None = None, sampler: str | None = None,
-                refine: bool = True, place: bool = True) -> Prediction:
+                refine: bool = True, place: bool = True, placement: float | None = None) -> Prediction:
         """uint8 image (H, W[, 1|3|4]) -> Prediction with `samples` spectral volumes at the image's aspect.
 
         refine=False skips the image-guided refiner (motion on the working grid, as the VAE decodes it);
-        place=False skips the placement net (the denoiser's own energy map; placement.py)."""
+        place=False skips the placement stage (the denoiser's own energy map; placement.py); placement overrides
+        its strength (0..1; None = the checkpoint's)."""
         if self.pipeline.unet is None:
             raise RuntimeError(f"{self.checkpoint} is a VAE alone (load_autoencoder): it cannot predict")
         rgb = as_rgb(image)
@@ -174,14 +175,19 @@ class MotionPredictor:
                                sampler=sampler, loop=bool(loop), ctx=ctx, fine_image=fine_t)
         spectral = np.ascontiguousarray(result.spectral[..., y0:y0 + h, x0:x0 + w])
         if place:
-            spectral = self.place(rgb, spectral)
+            spectral = self.place(rgb, spectral, placement)
         return Prediction(spectral, float(self.config.fps), int(self.config.T), (rgb.shape[1], rgb.shape[0]),
                           int(seed), steps, {"predict_s": time.perf_counter() - t0})
 
-    def place(self, image: np.ndarray, spectral: np.ndarray) -> np.ndarray:
-        """Volumes (N, K, 4, h, w) that `predict(image, place=False)` returned -> moved by the placement net
-        (placement.py); unchanged when the checkpoint has none."""
+    def place(self, image: np.ndarray, spectral: np.ndarray, strength: float | None = None) -> np.ndarray:
+        """Volumes (N, K, 4, h, w) that `predict(image, place=False)` returned -> moved by the placement stage
+        (placement.py) at `strength` (None = the checkpoint's); unchanged when the checkpoint has none."""
+        if strength is not None and not 0.0 <= float(strength) <= 1.0:
+            raise ValueError(f"placement strength must be in [0, 1], got {strength}")
         if self.placement is None:
+            return spectral
+        strength = self.placement.config.strength if strength is None else float(strength)
+        if strength == 0.0:
             return spectral
         rgb = as_rgb(image)
         # The picture letterboxed as the denoiser saw it, on the grid of the volumes, cropped like them.
@@ -190,8 +196,8 @@ class MotionPredictor:
             raise ValueError(f"volumes of {spectral.shape[-1]}x{spectral.shape[-2]} are not this picture's "
                              f"{w}x{h} prediction grid")
         where = self.placement.placement_map(canvas, self.output_size)[y0:y0 + h, x0:x0 + w]
-        cfg = self.placement.config
-        return np.stack([apply_placement(one, where, self.config.T, cfg.strength, cfg.smooth_px) for one in spectral])
+        smooth = self.placement.config.smooth_px
+        return np.stack([apply_placement(one, where, self.config.T, strength, smooth) for one in spectral])
 
     def autoencode(self, spectral: np.ndarray, vae: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """A motion volume (K', 4, H, W) in pixels of its grid, taken the way `predict` returns motion: onto the

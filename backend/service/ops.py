@@ -7,7 +7,8 @@ worker thread with the validated arguments, the worker's `Models` and a `JobCont
 
 Ops (arrays as in PROTOCOL.md; `?` = optional, `=` = default):
     ping      {}                                            -> {version, protocol, device, models, busy, ...}
-    predict   {image: uint8 (H,W,3), seed=0, samples=1 (1..16), steps? (1..1000), loop=false, guidance?}
+    predict   {image: uint8 (H,W,3), seed=0, samples=1 (1..16), steps? (1..1000), loop=false, guidance?,
+               placement? (0..1: how far motion moves towards the picture's texture; absent = the model's)}
               -> {spectral: float16 (N,K,4,h,w), fps, T, size: [W,H]}
     render    {image: uint8 (H,W,3), spectral: float16|float32 (K,4,h,w), fps, T, times: float32 (n,) scene
                frames, scene_fps? (=fps), speed=1, magnitude=1, loop_frames=0, mode="ibr"|"splat",
@@ -217,6 +218,7 @@ def validate_predict(raw: dict, limits: OpLimits) -> dict:
         "steps": a.integer("steps", None, lo=1, hi=limits.max_steps),
         "loop": a.boolean("loop", False),
         "guidance": a.number("guidance", None, lo=0.0, hi=100.0),
+        "placement": a.number("placement", None, lo=0.0, hi=1.0),
     }
     a.finish()
     return out
@@ -563,7 +565,8 @@ def run_predict(args: dict, models: Models, ctx: JobContext) -> dict:
         raise ProtocolError(INVALID_ARGUMENT, f"predict: no motion model loaded: {exc}") from None
     with _autocast_on(getattr(predictor, "device", None)):       # mixed precision on CUDA, none on the CPU
         pred = predictor.predict(args["image"], seed=args["seed"], samples=args["samples"], steps=args["steps"],
-                                 loop=args["loop"], guidance=args["guidance"], ctx=ctx)
+                                 loop=args["loop"], guidance=args["guidance"], ctx=ctx,
+                                 placement=args["placement"])
     spectral = np.asarray(pred.spectral)
     if spectral.ndim != 5 or spectral.shape[2] != 4:
         raise RuntimeError(f"motion predictor returned spectral of shape {spectral.shape}, not (N,K,4,h,w)")
