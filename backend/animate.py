@@ -41,6 +41,8 @@ def register(subparsers) -> None:
     p.add_argument("--samples", type=int, default=1, help="motion samples; one output each")
     p.add_argument("--steps", type=int, default=None, help="diffusion steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--placement", type=float, default=None,
+                   help="0..1: how far motion moves towards the picture's texture (default: the model's; 0 = off)")
     p.add_argument("--mode", choices=("ibr", "splat"), default="ibr")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--checkpoint", default=None, help="weights root like backend/weights/default")
@@ -286,6 +288,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be in 1..16, got {args.samples}")
     if args.steps is not None and not 1 <= args.steps <= 1000:
         raise ValueError(f"--steps must be in 1..1000, got {args.steps}")
+    if args.placement is not None and not 0.0 <= args.placement <= 1.0:
+        raise ValueError(f"--placement must be in 0..1, got {args.placement}")
     n_frames = max(1, int(round(args.seconds * args.fps)))
     out = Path(args.output)
     image = read_image(args.image)
@@ -309,7 +313,8 @@ def run(args: argparse.Namespace) -> int:
             def on_progress(stage: str, done: float) -> None:
                 bar.update(int(done * 100) - bar.n)
             pred = predictor.predict(image, seed=args.seed, samples=args.samples, steps=args.steps,
-                                     loop=args.loop, guidance=args.guidance, ctx=JobContext(on_progress))
+                                     loop=args.loop, guidance=args.guidance, ctx=JobContext(on_progress),
+                                     placement=args.placement)
         spectral, fps, T = np.asarray(pred.spectral, np.float32), float(pred.fps), int(pred.T)
         if args.save_spectral:
             save_spectral(Path(args.save_spectral), spectral, fps, T)

@@ -54,6 +54,7 @@ def test_mp4_looped_odd_size(scene):
     (["animate", "{tmp}/in.png", "-o", "{tmp}/o.mp4", "--spectral", "{tmp}/in.png"], "cannot read"),
     (["animate", "{tmp}/in.png", "-o", "{tmp}/o.mp4", "--spectral", "{tmp}/motion.npz", "--seconds", "0"], "> 0"),
     (["animate", "{tmp}/motion.npz", "-o", "{tmp}/o.mp4"], "cannot read image"),
+    (["animate", "{tmp}/in.png", "-o", "{tmp}/o.mp4", "--placement", "2"], "--placement must be in 0..1"),
 ])
 def test_errors_are_one_line_and_nonzero(scene, capsys, argv, needle):
     tmp, _ = scene
