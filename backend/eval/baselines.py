@@ -90,15 +90,16 @@ def matched_amount_check(noise: np.ndarray, true_spectral: np.ndarray, T: int) -
     return float(np.sqrt((n ** 2).mean()) / den) if den > 0 else float("nan")
 
 
-TEXTURE_SIGMA = 4.0 / 256       # blur of the gradient magnitude, as a fraction of the picture's width
-
-
 def texture_energy(image: np.ndarray) -> np.ndarray:
-    """(H, W) float64, mean 1: the picture's blurred luminance gradient magnitude (Sobel)."""
-    grey = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY).astype(np.float32)
-    mag = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    mag = cv2.GaussianBlur(mag, (0, 0), max(0.5, TEXTURE_SIGMA * image.shape[1])).astype(np.float64)
-    return mag / mag.mean() if mag.mean() > 0 else np.ones_like(mag)
+    """(H, W) float64, mean 1: the texture map the shipped placement stage uses (`placement.log_texture`: the
+    picture's blurred luminance gradient magnitude), at the picture's own size."""
+    import torch
+
+    from backend.motion.placement import PlacementConfig, log_texture
+    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float().div(255)
+    with torch.no_grad():
+        t = np.exp(log_texture(x, max(0.5, PlacementConfig.texture_sigma * image.shape[1]))[0, 0].double().numpy())
+    return t / t.mean()
 
 
 def texture_prior(image: np.ndarray, T: int, K: int, semantic) -> np.ndarray:

@@ -1,7 +1,7 @@
 """`gid eval`: the model and the baselines on held-out scenes, per scene and aggregated (issue 9).
 
 Methods: "ours" (the motion model, N samples; absent with a clear reason when no model loads), "ours_unplaced"
-(the same samples before the placement net, when the model has one: motion/placement.py), "no_motion",
+(the same samples before the placement stage, when the model has one: motion/placement.py), "no_motion",
 "train_mean" (training-set mean amplitude, `baselines.mean_amplitude_spectral`), "smooth_noise" (matched
 amplitude, `baselines.smooth_noise`). "truth" carries only the figures that describe motion by itself (motion
 amount, loop seams). Rendering with TRUE motion (ibr and splat, plus the still image as a floor) is scored by
@@ -30,8 +30,8 @@ from shared.spectral import displacement_for_frames, resample_spectral
 
 from . import baselines, metrics
 
-METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior", "texture_prior", "smooth_noise", "resimulated", "resimulated_amount",
-           "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
+METHODS = ("ours", "ours_unplaced", "no_motion", "train_mean", "semantic_prior", "texture_prior", "smooth_noise",
+           "resimulated", "resimulated_amount", "resimulated_hidden", "model_grid", "model_vae", "model_vae_hidden", "model_refine")
 # Synthetic scenes only (they carry their generation seed): the same scene re-simulated under an independent
 # wind, i.e. what a PERFECT sampler would output. "resimulated_amount" is also told the true overall amount
 # (its k >= 1 amplitudes rescaled to the truth's sum). They are the ceiling of the phase-invariant figures.
@@ -278,7 +278,7 @@ def evaluate_scene(scene: Scene, predictor, mean_spectral: np.ndarray | None, sa
         ours = resample_spectral(np.asarray(placed, np.float32), (W, H))[:, :K]
         result["methods"]["ours"] = _sample_figures(ours, scene, truth_tex, predict_s)
         if getattr(predictor, "placement", None) is not None:
-            # The same samples without the placement net: what it adds, side by side.
+            # The same samples without the placement stage: what it adds, side by side.
             unplaced = resample_spectral(np.asarray(pred.spectral, np.float32), (W, H))[:, :K]
             result["methods"]["ours_unplaced"] = _sample_figures(unplaced, scene, truth_tex, predict_s)
     for name, spec in candidates.items():

@@ -103,8 +103,8 @@ class MotionPredictor:
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str = "auto") -> "MotionPredictor":
         """checkpoint_dir holds vae/ and ldm/ (config.json, model.safetensors, norm_stats.json each) and optionally
-        refine/ (the image-guided refiner, same files) and placement/ (the motion placement net, config.json +
-        model.safetensors); None = the shipped default in backend/weights/default."""
+        refine/ (the image-guided refiner, same files) and placement/ (the placement stage: config.json, and
+        model.safetensors for a learned net); None = the shipped default in backend/weights/default."""
         from backend.device import pick_device
         from backend.train.common import load_module, safetensors_keys
         root = Path(checkpoint_dir) if checkpoint_dir is not None else DEFAULT_CHECKPOINT
