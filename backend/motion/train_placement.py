@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=24)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--strength", type=float, default=0.5, help="gain exponent written to the config")
+    parser.add_argument("--no-texture-anchor", action="store_true",
+                        help="learn the map from scratch instead of as a correction of the texture map")
     parser.add_argument("--eval-every", type=int, default=250)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--time-limit", type=float, default=None, help="minutes")
@@ -66,9 +68,9 @@ def load_energy_set(folders: list[str], max_samples: int, cache: Path | None = N
         log(f"placement: {len(paths)} samples of {folder} in {time.perf_counter() - t0:.0f} s")
         sets.append({"images": np.stack(images), "energy": np.stack(energy), "valid": np.stack(valid)})
     if cache is not None:
-        arrays = {f"{k}{i}": s[k] for i, s in enumerate(sets) for k in s}
-        common._atomic(cache, lambda tmp: np.savez(open(tmp, "wb"), folders=np.array([str(f) for f in folders]),
-                                                   max_samples=np.int64(max_samples), **arrays))
+        from backend.data.samples import write_npz_atomic
+        write_npz_atomic(cache, {"folders": np.array([str(f) for f in folders]), "max_samples": np.int64(max_samples),
+                                 **{f"{k}{i}": s[k] for i, s in enumerate(sets) for k in s}})
     return sets
 
 
@@ -141,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     log = lambda m: print(m, flush=True)
     sets = load_energy_set(args.data, args.max_samples, out / "energy_cache.npz", log)
     val = load_energy_set(args.val, args.max_samples, out / "energy_cache_val.npz", log) if args.val else []
-    cfg = PlacementConfig(strength=args.strength).validate()
+    cfg = PlacementConfig(strength=args.strength, texture_anchor=not args.no_texture_anchor).validate()
     net = PlacementNet(cfg)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     log(f"placement: {sum(p.numel() for p in net.parameters())} parameters, {args.steps} steps of {args.batch}")
