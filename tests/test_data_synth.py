@@ -186,3 +186,44 @@ def test_resimulate_is_the_same_scene_under_another_wind():
     jittered = resimulate(3, cfg, wind_seed=1, freq_jitter=0.4)                 # + hidden natural frequencies
     np.testing.assert_array_equal(np.abs(jittered).sum(axis=(0, 1)) > 0, moving)
     assert not np.allclose(jittered, a)
+
+
+def test_closeup_kind_is_a_large_subject_moving_as_a_whole_and_made_only_on_request(tmp_path):
+    """Session 13: `--kind closeup` makes large flower heads before an out-of-focus background. The subject covers
+    much of the frame and moves as one piece (its pixels share the motion of the head), the background is smooth
+    and still; the default draw of every seed is unchanged (stored sets and eval's re-runs stay valid)."""
+    from backend.data.scenes import EXTRA_KINDS, SCENE_KINDS, kind_of_seed
+    assert "closeup" in EXTRA_KINDS and "closeup" not in SCENE_KINDS
+    assert all(kind_of_seed(seed) in SCENE_KINDS for seed in range(200))
+    cfg = SynthConfig(size=(128, 80), frames=32, lite=True)
+
+    def fine_detail(canvas, still):                  # band-pass of the background: its fine texture, not its blobs
+        gray = cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return np.abs(cv2.GaussianBlur(gray, (0, 0), 0.8) - cv2.GaussianBlur(gray, (0, 0), 2.0))[still].mean()
+
+    cover, detail = [], []
+    for seed in range(20, 26):
+        sc, owner, idx, motion = prepare(seed, cfg, kind="closeup")
+        assert sc.kind == "closeup" and idx.size
+        cover.append((owner >= 0).mean())
+        meadow = prepare(seed, cfg, kind="meadow")
+        detail.append(fine_detail(sc.canvas, owner < 0) / fine_detail(meadow[0].canvas, meadow[1] < 0))
+        energy = np.linalg.norm(motion, axis=1).mean(0)   # the subject moves: no pixel of it is left behind
+        assert np.median(energy) > 0.2
+    assert np.mean(cover) > 0.12, cover              # a meadow's flowers cover a few per cent
+    assert np.mean(detail) < 0.75, detail            # out of focus: about half a sharp background's fine detail
+    # the file says what was asked for, and eval re-runs the same scene from seed + kind
+    s = generate(22, cfg, kind="closeup")
+    assert str(s["kind"]) == "closeup"
+    assert "kind" not in generate(22, cfg)
+    moving = np.abs(s["spectral"]).sum(axis=(0, 1)) > 0
+    r = resimulate(22, cfg, wind_seed=1, kind="closeup")
+    np.testing.assert_array_equal(np.abs(r).sum(axis=(0, 1)) > 0, moving)
+    assert not np.array_equal(np.abs(resimulate(22, cfg, wind_seed=1)).sum(axis=(0, 1)) > 0, moving)
+    # the CLI asks for it by name; a wrong name is a clear error, not a silent default
+    assert _cli(["data", "synth", "--out", str(tmp_path / "c"), "--count", "1", "--size", "64x40",
+                 "--frames", "32", "--lite", "--workers", "1", "--kind", "closeup"]) == 0
+    with np.load(tmp_path / "c" / "sample_000000.npz", allow_pickle=False) as z:
+        assert str(z["kind"]) == "closeup"
+    with pytest.raises(ValueError, match="unknown scene kind"):
+        run(tmp_path / "x", 1, 0, cfg, workers=1, log=lambda m: None, kind="volcano")

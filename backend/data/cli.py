@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--lite", action="store_true", help="only image + spectral (no frames/motion): fast")
     p.add_argument("--min-free-gb", type=float, default=5.0, help="stop when the disk has less free space")
+    p.add_argument("--kind", default=None,
+                   help="every scene of this kind (meadow, garden, tree, porch, candles, or closeup: large flower "
+                        "heads before an out-of-focus background); default: each seed draws one of the first five")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("from-video", help="real video -> windows -> dense flow -> spectral volumes")
@@ -69,7 +72,7 @@ def _synth(args) -> int:
 
     cfg = SynthConfig(size=args.size, frames=args.frames, fps=args.fps, lite=args.lite)
     summary = run(args.out, args.count, args.seed, cfg, workers=args.workers, min_free_gb=args.min_free_gb,
-                  log=lambda m: print(m, flush=True))
+                  log=lambda m: print(m, flush=True), kind=args.kind)
     return 2 if summary["stopped"] else 0
 
 

@@ -21,6 +21,9 @@ from .wind import FOLIAGE_DAMPING, OscillatorBank, Wind
 
 SCENE_KINDS = ("meadow", "garden", "tree", "porch", "candles")
 _KIND_WEIGHTS = (0.26, 0.22, 0.24, 0.14, 0.14)
+# Kinds made only when asked for by name (`gid data synth --kind`): a seed's default draw over SCENE_KINDS stays
+# what it was, so the stored synthetic sets and the scenes eval re-runs from their seeds do not change.
+EXTRA_KINDS = ("closeup",)
 
 
 def cantilever(s):
@@ -388,6 +391,94 @@ def candle(sc: Scene, rng, x, table_y, scale):
             sc.rig.add_segment(pts[i], pts[i + 1], th[i], col)
 
 
+def paint_bokeh(rng, w, h):
+    """An out-of-focus background, as behind a close-up taken with a shallow depth of field: large soft blobs of
+    foliage greens and browns (sometimes a bright sky gap), a few bright discs, all blurred; no fine texture."""
+    dark = _jitter(rng, (35, 60, 30), 25) * rng.uniform(0.5, 1.2)
+    light = _jitter(rng, (110, 150, 70), 40)
+    if rng.random() < 0.3:                           # a flowerbed or a wall behind: warmer tones
+        light = _jitter(rng, (170, 120, 90), 50)
+    mix = np.clip(_smooth_noise(rng, h, w, int(rng.integers(3, 7))) * 0.7 + 0.5, 0, 1)
+    img = dark * (1 - mix) + light * mix
+    if rng.random() < 0.35:                          # sky seen through the leaves
+        gap = np.clip(_smooth_noise(rng, h, w, int(rng.integers(2, 5))) * 1.5 - 0.6, 0, 1)
+        img = img * (1 - gap) + _jitter(rng, (200, 215, 230), 25) * gap
+    for _ in range(int(rng.integers(0, 12))):        # highlights and out-of-focus blossoms
+        col = _jitter(rng, rng.choice([(230, 240, 200), (240, 150, 170), (250, 230, 120)]), 20)
+        r = int(h * rng.uniform(0.02, 0.08))
+        cv2.circle(img, (int(rng.uniform(0, w)), int(rng.uniform(0, h))), max(2, r),
+                   (img.mean((0, 1)) * 0.4 + col * 0.6).tolist(), -1, cv2.LINE_AA)
+    img = cv2.GaussianBlur(img.astype(np.float32), (0, 0), h * rng.uniform(0.02, 0.05))
+    img += rng.standard_normal((h, w, 1)) * 2
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def flower_head(sc: Scene, rng, anchor: int, angle: int, cx, cy, r):
+    """A large flower head riding on a control point and a rotation channel: rings of shaded petals (a rose-like
+    cup or a daisy-like star) around a centre; drawn back to front, every ring turned a little."""
+    rig = sc.rig
+    base = np.array([rng.uniform(160, 255), rng.uniform(40, 220), rng.uniform(40, 220)])
+    if rng.random() < 0.25:
+        base = _jitter(rng, (240, 238, 228), 12)
+    cup = rng.random() < 0.6                         # rose-like rings of broad petals, else one star of petals
+    rings = int(rng.integers(3, 6)) if cup else 1
+    rot = rng.uniform(0, np.pi)
+    for ring in range(rings):
+        frac = 1.0 - ring / rings                    # outer ring first
+        n = int(rng.integers(5, 9)) if cup else int(rng.integers(8, 16))
+        length = r * (0.55 * frac + 0.2) if cup else r * 0.6
+        width = length * (rng.uniform(0.7, 1.0) if cup else rng.uniform(0.2, 0.35))
+        shade = 0.65 + 0.45 * (1 - frac) if cup else 1.0
+        rot += rng.uniform(0.3, 1.0)
+        for k in range(n):
+            ang = rot + 2 * np.pi * k / n + rng.normal(0, 0.08)
+            d = length * (0.55 if cup else 0.75)
+            px, py = cx + np.cos(ang) * d, cy + np.sin(ang) * d * rng.uniform(0.75, 0.95)
+            col = np.clip(base * shade * rng.uniform(0.85, 1.1), 0, 255)
+            rig.add_poly(ellipse(px, py, length * 0.6, width * 0.5, ang, 14), anchor, angle, col)
+            # the petal's lit rim and darker fold: two-tone, like the leaves
+            rig.add_poly(ellipse(px + np.cos(ang) * length * 0.15, py + np.sin(ang) * length * 0.15,
+                                 length * 0.35, width * 0.3, ang, 10), anchor, angle,
+                         np.clip(col * 1.15 + 15, 0, 255))
+    centre = (rng.uniform(180, 240), rng.uniform(130, 200), rng.uniform(0, 60)) if not cup else base * 0.55
+    rig.add_poly(ellipse(cx, cy, r * 0.22, r * 0.2, rot, 12), anchor, angle, centre)
+
+
+def closeup(sc: Scene, rng, w, h, scale):
+    """One to three large flower heads on stems rising from below the frame, with a few broad leaves: the
+    subject fills much of the frame and moves as a whole (the stem sways, the head nods and wobbles)."""
+    n = int(rng.choice([1, 1, 2, 3]))
+    for i in range(n):
+        r = h * rng.uniform(0.14, 0.42) / (1.0 + 0.3 * i)
+        cx = w * (rng.uniform(0.3, 0.7) if i == 0 else rng.uniform(0.05, 0.95))
+        cy = h * rng.uniform(0.3, 0.65)
+        x0 = cx + rng.normal(0, 0.08 * w)
+        y0 = h + r * rng.uniform(0.5, 1.5)
+        length = float(np.hypot(cx - x0, y0 - cy))
+        angle = float(np.arctan2(cx - x0, y0 - cy))
+        stem_col = _green(rng, 0.9)
+        freq = float(np.clip(rng.uniform(0.8, 1.6) * (0.35 * h / max(length, 1)) ** 0.5, 0.6, 2.5))
+        pts, s, o, slope = add_stem(sc, rng, x0, y0, length, angle, max(2, r * 0.14), max(2, r * 0.1), stem_col,
+                                    freq, rng.uniform(0.06, 0.15), length * 0.045, n_nodes=6,
+                                    curve=rng.normal(0, 0.1))
+        rig = sc.rig
+        for j in rng.choice(np.arange(1, 4), size=int(rng.integers(1, 4)), replace=False):
+            px, py = rig.points0[pts[j]]
+            flut = sc.bank.add(rng.uniform(1.5, 3.5), 0.15, 0.05, px, py, wind_weight=0.4, noise_weight=1.0,
+                               noise_band=(4.0, 1.2))
+            size = r * rng.uniform(0.9, 1.8)
+            add_leaf(sc, rng, pts[j], (px, py), size, size * rng.uniform(0.35, 0.5),
+                     -np.pi / 2 + rng.choice([-1, 1]) * rng.uniform(0.4, 1.3), stem_col * rng.uniform(0.9, 1.3), flut,
+                     [(o, slope * float(cantilever(s[j]) / max(s[j], 1e-3)))])
+        head = pts[-1]
+        a = rig.add_angle()
+        sc.link_angle(a, o, slope)
+        wob = sc.bank.add(rng.uniform(1.2, 3.0), 0.12, 0.06, cx, cy, wind_weight=0.3, noise_weight=1.0,
+                          noise_band=(4.0, 1.0))
+        sc.link_angle(a, wob, 1.0, 0.3)
+        flower_head(sc, rng, head, a, cx, cy, r)
+
+
 # ------------------------------------------------------------------------------------------------------
 # compositions
 
@@ -403,15 +494,22 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
     scale = h / 160.0
     if kind is None:
         kind = str(rng.choice(SCENE_KINDS, p=_KIND_WEIGHTS))
-    if kind not in SCENE_KINDS:
-        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS}")
+    if kind not in SCENE_KINDS + EXTRA_KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS + EXTRA_KINDS}")
     indoor = kind in ("porch", "candles")
     horizon = int(h * rng.uniform(0.35, 0.7))
-    canvas = paint_wall(rng, w, h, horizon, dark=(kind == "candles")) if indoor else paint_outdoor(rng, w, h, horizon)
+    if kind == "closeup":
+        canvas = paint_bokeh(rng, w, h)
+    elif indoor:
+        canvas = paint_wall(rng, w, h, horizon, dark=(kind == "candles"))
+    else:
+        canvas = paint_outdoor(rng, w, h, horizon)
     wind = Wind(rng, float(w), period_s=T / fps, strength=(0.35 if kind == "candles" else 1.0))
     sc = Scene(kind, canvas, Rig(), OscillatorBank(), wind)
 
-    if kind == "meadow":
+    if kind == "closeup":
+        closeup(sc, rng, w, h, scale)
+    elif kind == "meadow":
         for _ in range(int(rng.integers(0, 6))):
             flower(sc, rng, rng.uniform(0, w), rng.uniform(horizon, h * 0.9), h * rng.uniform(0.25, 0.55), scale)
         grass(sc, rng, -5, w + 5, horizon + h * 0.05, h + 3, int(rng.integers(40, 160) * w / 256), h * rng.uniform(0.12, 0.3), scale)
@@ -455,6 +553,6 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
         n = int(rng.integers(1, 7))
         for x in np.sort(rng.uniform(0.1, 0.9, n)) * w:
             candle(sc, rng, x, rng.uniform(horizon, h * 0.98), scale)
-    if kind in ("meadow", "garden", "tree"):
+    if kind in ("meadow", "garden", "tree", "closeup"):
         sc.bank.damping_floor = float(rng.uniform(*FOLIAGE_DAMPING))
     return sc

@@ -154,7 +154,8 @@ def sample_kinds(folder: Path, paths: list[Path]) -> list[str]:
             if "seed" not in z.files:
                 raise ValueError(f"{p}: neither in {index} nor a synthetic sample with a seed: kind unknown")
             from .scenes import kind_of_seed
-            kinds.append("synthetic " + kind_of_seed(int(z["seed"])))
+            kind = str(z["kind"]) if "kind" in z.files else kind_of_seed(int(z["seed"]))
+            kinds.append("synthetic " + kind)
     return kinds
 
 

@@ -27,7 +27,8 @@ from .wind import Wind
 # Mean swing (px at REFERENCE_HEIGHT) of the moving pixels by scene kind, calibrated in session 11 to the real
 # gid_loops training clips by kind (issue 20: real trees moved 3.2x, flowers 4.5x, cloth and lanterns 3x the
 # synthetic ones; grass and candles matched). Until session 11: tree 0.9, garden 0.75, porch 0.6.
-KIND_MOTION_PX = {"meadow": 1.1, "garden": 3.0, "tree": 2.9, "porch": 1.8, "candles": 0.4}
+# "closeup" (session 13, made only on request: scenes.EXTRA_KINDS): the flowers' figure, as garden flowers.
+KIND_MOTION_PX = {"meadow": 1.1, "garden": 3.0, "tree": 2.9, "porch": 1.8, "candles": 0.4, "closeup": 3.0}
 HIDDEN_SPREAD = 0.15          # the amount is KIND_MOTION_PX * exp(U(-s, s))
 REFERENCE_HEIGHT = 160.0
 
@@ -96,14 +97,16 @@ def _spectral_of(idx: np.ndarray, motion: np.ndarray, cfg: SynthConfig) -> np.nd
     return spectral.reshape(cfg.K, 4, h, w)
 
 
-def resimulate(seed: int, cfg: SynthConfig, wind_seed: int, freq_jitter: float = 0.0) -> np.ndarray:
+def resimulate(seed: int, cfg: SynthConfig, wind_seed: int, freq_jitter: float = 0.0,
+               kind: str | None = None) -> np.ndarray:
     """Spectral volume (K, 4, H, W) of sample `seed`'s scene under an independent wind (see `prepare`).
 
     What a perfect motion model could output: the same picture, the true physics, another plausible wind (and
     motion amount). Eval scores it as the ceiling of any sampler (`backend.eval.evaluate`); with freq_jitter the
     natural frequencies are redrawn too (see `prepare`): what a perfect IMAGE-ONLY sampler could output.
+    kind: the sample's stored "kind" when it was made with one (`generate(kind=...)`), else None.
     """
-    _, _, idx, motion = prepare(seed, cfg, wind_seed=wind_seed, freq_jitter=freq_jitter)
+    _, _, idx, motion = prepare(seed, cfg, kind, wind_seed=wind_seed, freq_jitter=freq_jitter)
     return _spectral_of(idx, motion, cfg)
 
 
@@ -121,6 +124,8 @@ def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
         "fps": np.float32(cfg.fps),
         "T": np.int32(T),
     }
+    if kind is not None:      # asked for by name: re-running the scene from its seed needs it (`resimulate`)
+        out["kind"] = np.str_(kind)
     if not cfg.lite:
         full = np.zeros((T, 2, h * w), np.float32)
         full[:, :, idx] = motion
@@ -134,12 +139,12 @@ def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
 
 
 def _work(args) -> tuple[int, float]:
-    index, seed, cfg, folder = args
+    index, seed, cfg, folder, kind = args
     path = sample_path(folder, index)
     if path.exists():
         return index, 0.0
     t0 = time.perf_counter()
-    write_npz_atomic(path, generate(seed, cfg))
+    write_npz_atomic(path, generate(seed, cfg, kind))
     return index, time.perf_counter() - t0
 
 
@@ -153,8 +158,10 @@ def _init_worker() -> None:
 
 
 def run(out: str | Path, count: int, seed: int, cfg: SynthConfig, workers: int = 2, min_free_gb: float = 5.0,
-        log=print) -> dict:
+        log=print, kind: str | None = None) -> dict:
     """Write out/sample_%06d.npz for i in 0..count-1 (scene seed = seed + i), skipping existing files.
+
+    kind: every scene of that kind (scenes.SCENE_KINDS + EXTRA_KINDS); None = each seed's own draw.
 
     Stops early (with a message) when the disk has less than min_free_gb left. Returns a summary dict.
     """
@@ -164,7 +171,10 @@ def run(out: str | Path, count: int, seed: int, cfg: SynthConfig, workers: int =
         raise ValueError(f"workers must be >= 1, got {workers}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    todo = [(i, seed + i, cfg, folder) for i in range(count) if not sample_path(folder, i).exists()]
+    from .scenes import EXTRA_KINDS, SCENE_KINDS
+    if kind is not None and kind not in SCENE_KINDS + EXTRA_KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS + EXTRA_KINDS}")
+    todo = [(i, seed + i, cfg, folder, kind) for i in range(count) if not sample_path(folder, i).exists()]
     log(f"synth: {count - len(todo)} of {count} exist in {folder}, {len(todo)} to make "
         f"({'lite' if cfg.lite else 'full'}, {cfg.size[0]}x{cfg.size[1]}, T={cfg.frames} @ {cfg.fps} fps)")
     t_start = time.perf_counter()

@@ -66,6 +66,7 @@ class Scene:
     T: int
     frames: np.ndarray | None
     seed: int | None = None        # generation seed of a synthetic scene (None: real clip or older file)
+    kind: str | None = None        # the kind a synthetic scene was asked for by name (None: the seed's own draw)
 
 
 def load_scene(path: Path) -> Scene:
@@ -79,7 +80,8 @@ def load_scene(path: Path) -> Scene:
         valid = z["valid"].astype(bool) if "valid" in keys else np.ones(image.shape[:2], bool)
         frames = z["frames"] if "frames" in keys else None
         seed = int(z["seed"]) if "seed" in keys else None
-        return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames, seed)
+        kind = str(z["kind"]) if "kind" in keys else None
+        return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames, seed, kind)
 
 
 def write_json_atomic(path: str | Path, data: dict) -> None:
@@ -220,13 +222,14 @@ def resimulated_candidates(scene: Scene) -> dict[str, np.ndarray]:
         return {}
     from backend.data.synth import resimulate
     cfg = resimulation_config(scene)
-    resim = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED)
+    resim = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED, kind=scene.kind)
     amp_true = metrics.amplitudes_px(scene.spectral, scene.T).sum()
     amp_resim = metrics.amplitudes_px(resim, scene.T).sum()
     scaled = resim.copy()
     if amp_resim > 0:
         scaled[1:] *= amp_true / amp_resim           # DC left as is: it cancels in F_t - F_0
-    hidden = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED, freq_jitter=HIDDEN_FREQ_JITTER)
+    hidden = resimulate(scene.seed, cfg, wind_seed=ORACLE_WIND_SEED, freq_jitter=HIDDEN_FREQ_JITTER,
+                        kind=scene.kind)
     return {"resimulated": resim, "resimulated_amount": scaled, "resimulated_hidden": hidden}
 
 
