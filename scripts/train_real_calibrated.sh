@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 20, session 11: the shipped motion model's recipe, from scratch data to a checkpoint folder.
-#   bash scripts/train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC] [TILES] [CLOSEUP]
+#   bash scripts/train_real_calibrated.sh RUN [MINUTES_STAGE1] [MINUTES_STAGE2] [SEMANTIC] [TILES] [NEW_KINDS]
 # 1. the real gid_loops windows (split by backend/data/gid_loops_split.json; the 4 held-out scenes are never used
 #    in training) and 3,000 synthetic scenes of the calibrated generator (backend/data/wind.py, synth.py);
 # 2. normalisation scales of the new data (the spectra moved to the lowest terms and grew 2-4x);
@@ -11,8 +11,9 @@
 # SEMANTIC=1 adds the ESPNet vegetation/terrain/sky condition (MotionConfig.semantic_classes).
 # TILES=1 (session 12) splits the real weight between the full windows and their close-up tiles
 # (runs/data/loops/train_tiles: the clips at 512x320 cut into 256x160 tiles, scripts/real_photo_data.sh).
-# CLOSEUP=1 (session 13) gives 0.15 of the synthetic weight to 400 close-up scenes (`gid data synth --kind
-# closeup`: large flower heads before an out-of-focus background, a kind of photo the other kinds never show).
+# NEW_KINDS=1 (session 13) gives 0.2 of the synthetic weight to the kinds the default draw never makes (`gid data
+# synth --kind`): 400 close-ups (large flower heads before an out-of-focus background) and 400 fields of grain in
+# a strong wind (the whole frame moves), two common kinds of photo that the five scene kinds do not show.
 # Session 11 ran two of these side by side at 1 thread each (45 + 8 min on 2 shared cores); on a GPU give
 # --device cuda, more minutes, and larger batches: nothing else changes.
 set -euo pipefail
@@ -21,7 +22,7 @@ M1=${2:-45}
 M2=${3:-8}
 SEMANTIC=${4:-0}
 TILES=${5:-0}
-CLOSEUP=${6:-0}
+NEW_KINDS=${6:-0}
 GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
 export PYTHONPATH=$PWD GID_THREADS=${GID_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-.venv/bin/python}
@@ -52,11 +53,13 @@ if [ "$TILES" = 1 ]; then
     DATA="runs/data/loops/train runs/data/loops/train_tiles runs/data/synth_train"
     WEIGHTS="0.15 0.15 0.7"
 fi
-if [ "$CLOSEUP" = 1 ]; then
+if [ "$NEW_KINDS" = 1 ]; then
     [ -f runs/data/synth_closeup/sample_000399.npz ] || $PY -m backend.cli data synth --out runs/data/synth_closeup \
         --count 400 --seed 500000 --kind closeup --lite --workers 2
-    DATA="$DATA runs/data/synth_closeup"
-    WEIGHTS="${WEIGHTS% 0.7} 0.55 0.15"
+    [ -f runs/data/synth_field/sample_000399.npz ] || $PY -m backend.cli data synth --out runs/data/synth_field \
+        --count 400 --seed 600000 --kind field --lite --workers 2
+    DATA="$DATA runs/data/synth_closeup runs/data/synth_field"
+    WEIGHTS="${WEIGHTS% 0.7} 0.5 0.1 0.1"
 fi
 $PY -m backend.cli train ldm --data $DATA --weights $WEIGHTS --out "$RUN" --init-from backend/weights/default/ldm \
     --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \

@@ -23,7 +23,7 @@ SCENE_KINDS = ("meadow", "garden", "tree", "porch", "candles")
 _KIND_WEIGHTS = (0.26, 0.22, 0.24, 0.14, 0.14)
 # Kinds made only when asked for by name (`gid data synth --kind`): a seed's default draw over SCENE_KINDS stays
 # what it was, so the stored synthetic sets and the scenes eval re-runs from their seeds do not change.
-EXTRA_KINDS = ("closeup",)
+EXTRA_KINDS = ("closeup", "field")
 
 
 def cantilever(s):
@@ -479,6 +479,30 @@ def closeup(sc: Scene, rng, w, h, scale):
         flower_head(sc, rng, head, a, cx, cy, r)
 
 
+def wheat(sc: Scene, rng, x0, x1, y0, y1, count, height, scale):
+    """A dense field of grain stalks with heavy ears, back to front, shorter towards the horizon (y0): in a strong
+    wind the whole field moves, and the travelling gusts of the wind (wind.py) roll across it in waves."""
+    ripe = rng.random() < 0.6
+    base = _jitter(rng, (205, 170, 90), 25) if ripe else _green(rng, 1.1)
+    ys = np.sort(rng.uniform(y0, y1, count))
+    for y in ys:
+        depth = 0.35 + 0.65 * (y - y0) / max(1.0, y1 - y0)   # perspective: far stalks are small
+        length = height * depth * rng.uniform(0.8, 1.2)
+        if length < 3:
+            continue
+        col = base * rng.uniform(0.75, 1.2)
+        freq = float(np.clip(rng.uniform(0.8, 1.5) * (height / max(length, 1)) ** 0.5, 0.6, 2.5))
+        pts, s, o, slope = add_stem(sc, rng, rng.uniform(x0, x1), y, length, rng.normal(0.1, 0.15),
+                                    max(1, 1.6 * scale * depth), 1, col * 0.9, freq, rng.uniform(0.08, 0.2),
+                                    length * 0.06, n_nodes=4, curve=rng.normal(0.05, 0.1), second_mode=0.0)
+        a = sc.rig.add_angle()
+        sc.link_angle(a, o, slope)
+        tx, ty = sc.rig.points0[pts[-1]]
+        ear = max(1.5, length * rng.uniform(0.12, 0.2))
+        sc.rig.add_poly(leaf_shape(tx, ty, ear, ear * 0.35, -np.pi / 2 + rng.normal(0.1, 0.2), 8), pts[-1], a,
+                        np.clip(col * 1.1 + 10, 0, 255))
+
+
 # ------------------------------------------------------------------------------------------------------
 # compositions
 
@@ -500,6 +524,9 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
     horizon = int(h * rng.uniform(0.35, 0.7))
     if kind == "closeup":
         canvas = paint_bokeh(rng, w, h)
+    elif kind == "field":
+        horizon = int(h * rng.uniform(0.15, 0.45))
+        canvas = paint_outdoor(rng, w, h, horizon)
     elif indoor:
         canvas = paint_wall(rng, w, h, horizon, dark=(kind == "candles"))
     else:
@@ -509,6 +536,9 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
 
     if kind == "closeup":
         closeup(sc, rng, w, h, scale)
+    elif kind == "field":
+        wheat(sc, rng, -5, w + 5, horizon, h + h * 0.2, int(rng.integers(250, 500) * w / 256),
+              h * rng.uniform(0.2, 0.4), scale)
     elif kind == "meadow":
         for _ in range(int(rng.integers(0, 6))):
             flower(sc, rng, rng.uniform(0, w), rng.uniform(horizon, h * 0.9), h * rng.uniform(0.25, 0.55), scale)
@@ -553,6 +583,6 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
         n = int(rng.integers(1, 7))
         for x in np.sort(rng.uniform(0.1, 0.9, n)) * w:
             candle(sc, rng, x, rng.uniform(horizon, h * 0.98), scale)
-    if kind in ("meadow", "garden", "tree", "closeup"):
+    if kind in ("meadow", "garden", "tree", "closeup", "field"):
         sc.bank.damping_floor = float(rng.uniform(*FOLIAGE_DAMPING))
     return sc
