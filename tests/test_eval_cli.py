@@ -242,6 +242,7 @@ def test_gid_eval_reports_real_sets_with_the_semantic_prior_and_still_figure(tin
     assert "**real_val** (real photos" in table and "**tiny_test** (synthetic" in table
     if res["model"]["status"] == "ok":
         assert "Real-photo bars (issue 20)" in table and "still/moving" in table
+        assert "with each scene's amount right, about" in table
 
 
 def test_bar_b_is_read_against_the_perfect_image_only_denoiser_on_the_models_vae():

@@ -159,6 +159,13 @@ def test_spectral_shape_distance_ignores_the_amount_and_sees_the_terms():
     c[1:4] = c[1:4][::-1]                                                  # power moved from k = 1 to k = 3
     moved = spectral.from_complex(c)
     assert metrics.spectral_shape_distance(moved, s, T) > 0.5
+    # where every term moves, the shape distance is the log power distance of the prediction rescaled to the
+    # truth's total power (what the real-bar line reports as the distance "with each scene's amount right")
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=s.shape).astype(np.float32), 0.1 * rng.normal(size=s.shape).astype(np.float32) * s.max()
+    scale = np.sqrt(metrics.power_spectrum(a, T).sum() / metrics.power_spectrum(b, T).sum())
+    assert metrics.log_power_distance(b * scale, a, T)["mean"] == pytest.approx(
+        metrics.spectral_shape_distance(b, a, T), abs=1e-4)
     f = metrics.motion_figures(s, s, T)
     assert f["spectral_shape_distance"] == 0 and f["peak_term"] == 1
     assert metrics.motion_figures(moved, s, T)["peak_term"] == 3

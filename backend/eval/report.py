@@ -94,6 +94,9 @@ def real_photo_bars(agg: dict) -> dict | None:
     out = {"energy_correlation": ours["energy_correlation"], "corr_pass": ours["energy_correlation"] >= 0.5,
            "amplitude_ratio": ours["amplitude_ratio"], "amount_pass": 0.67 <= ours["amplitude_ratio"] <= 1.5,
            "log_power_distance": ours["log_power_distance"],
+           # the same distance with each sample rescaled to its scene's true total power: what is left is the
+           # spectrum's shape; the difference is what the amount per scene costs
+           "spectral_shape_distance": ours.get("spectral_shape_distance"),
            "train_mean_log_power_distance": None if not mean else mean["log_power_distance"],
            "still_ratio": ours.get("still_ratio", float("nan"))}
     out["lpd_pass"] = None if not mean else ours["log_power_distance"] < mean["log_power_distance"]
@@ -122,7 +125,9 @@ def _real_bars_md(b: dict) -> str:
             f"{ok(b['corr_pass'])}; amount {b['amplitude_ratio']:.2f}x in 0.67..1.5: {ok(b['amount_pass'])}; "
             f"log power-spectrum distance {b['log_power_distance']:.2f}"
             + ("" if b["train_mean_log_power_distance"] is None else
-               f" below the training-set mean's {b['train_mean_log_power_distance']:.2f}") + f": {ok(b['lpd_pass'])}; "
+               f" below the training-set mean's {b['train_mean_log_power_distance']:.2f}") + f": {ok(b['lpd_pass'])}"
+            + ("" if b.get("spectral_shape_distance") is None else
+               f" (with each scene's amount right, about {b['spectral_shape_distance']:.2f}: the shape)") + "; "
             f"still/moving {b['still_ratio']:.2f} <= 0.25: {ok(b['still_pass'])}")
     if b.get("semantic"):
         s = b["semantic"]
