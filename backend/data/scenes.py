@@ -436,7 +436,7 @@ def flower_head(sc: Scene, rng, anchor: int, angle: int, cx, cy, r):
             px, py = cx + np.cos(ang) * d, cy + np.sin(ang) * d * rng.uniform(0.75, 0.95)
             col = np.clip(base * shade * rng.uniform(0.85, 1.1), 0, 255)
             rig.add_poly(ellipse(px, py, length * 0.6, width * 0.5, ang, 14), anchor, angle, col)
-            # the petal's lit rim and darker fold: two-tone, like the leaves
+            # a lighter patch towards the petal's tip: two-tone, like the leaves
             rig.add_poly(ellipse(px + np.cos(ang) * length * 0.15, py + np.sin(ang) * length * 0.15,
                                  length * 0.35, width * 0.3, ang, 10), anchor, angle,
                          np.clip(col * 1.15 + 15, 0, 255))
