@@ -21,6 +21,9 @@ $PY -m backend.cli eval --json "$OUT/loops_val.json" --data runs/data/loops/val 
     runs/data/loops/train --samples 4 --max-scenes 8 --spread --no-render --device cpu $CKPT_ARGS
 $PY -m backend.cli eval --json "$OUT/synth_test.json" --data runs/data/synth_test --train-data runs/data/synth_train \
     runs/data/loops/train --samples 2 --max-scenes 16 --no-render --device cpu $CKPT_ARGS
+# 4b. the close-up and field scenes (held-out seeds of the two kinds made only on request), 2 samples each
+$PY -m backend.cli eval --json "$OUT/new_kinds.json" --data runs/data/synth_closeup_test runs/data/synth_field_test \
+    --train-data runs/data/synth_train runs/data/loops/train --samples 2 --no-render --device cpu $CKPT_ARGS
 # 5. power spectra and amounts by kind: real training clips vs the synthetic training scenes
 $PY -m backend.cli data stats runs/data/loops/train --out "$OUT/stats_real_train.json" --by-kind
 $PY -m backend.cli data stats runs/data/synth_train --out "$OUT/stats_synth.json" --by-kind
