@@ -221,3 +221,35 @@ def test_sample_cache_takes_folders_in_turn_and_keeps_the_split(tmp_path):
                                ("real", "sample_000002.npz")}
     assert len(full_train) == 9 and not names(full_train) & names(full_val)
     assert names(capped) <= names(full_train)
+
+
+def test_latent_cache_takes_folders_in_turn(tmp_path, capsys):
+    """Session 13: the denoiser's latent cache filled folder by folder, so with --max-samples below the first
+    folders' sizes the folders listed after them never entered it and their --weights silently went to the
+    others. Now one file from each folder in turn: a cap of 6 over folders of 9, 2 and 9 holds 2 + 2 + 2, and
+    the per-folder holdout split is unchanged by the cap."""
+    import torch
+
+    from backend.motion.train_ldm import LatentCache
+    from backend.motion.vae import SpectralVAE
+    from shared.spectral import NormStats
+    from tests.test_motion_model import small_config
+    cfg = small_config()
+    vae = SpectralVAE(cfg).eval().requires_grad_(False)
+    stats = NormStats(np.ones(cfg.K, np.float32), 95.0)
+    folders = [write_dataset(tmp_path / name, n, seed=s, size=(32, 16))
+               for name, n, s in (("synth", 9, 1), ("real", 2, 2), ("closeup", 9, 3))]
+    capped = LatentCache([str(f) for f in folders], vae, cfg, stats, max_samples=6, holdout_every=0,
+                         split="train", device=torch.device("cpu"))
+    assert capped.scan() == 6 and capped.folder_counts() == [2, 2, 2]
+    rng = np.random.default_rng(0)
+    picked = [capped.folder_of[capped.pick(rng, [0.5, 0.3, 0.2])] for _ in range(400)]
+    assert 0.1 < picked.count(2) / 400 < 0.3                       # the last folder gets its weight
+    split = {}
+    for which in ("train", "val"):
+        c = LatentCache([str(f) for f in folders], vae, cfg, stats, max_samples=100, holdout_every=3, split=which,
+                        device=torch.device("cpu"))
+        c.scan(limit=2)
+        c.scan()                                                   # a second scan adds the rest, nothing twice
+        split[which] = c.folder_counts()
+    assert split["train"] == [6, 2, 6] and split["val"] == [3, 0, 3]   # every 3rd file of each folder held out

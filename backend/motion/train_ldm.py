@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import time
 from pathlib import Path
@@ -81,44 +82,53 @@ class LatentCache:
 
     @torch.no_grad()
     def scan(self, limit: int | None = None) -> int:
+        """Load up to `limit` new samples (all when None; encoded, or read from disk_cache), one file from each
+        folder in turn, so that max_samples holds every folder. Filled folder by folder, a large folder (3,000
+        synthetic scenes) crowds out every folder listed after it, and `pick` then gives their weights to the
+        others without a word: session 13 found a run whose last two folders never entered the cache."""
         added = 0
-        for fi, folder in enumerate(self.folders):
-            for i, p in enumerate(list_samples([folder])):
-                if len(self.images) >= self.max_samples or (limit is not None and added >= limit):
-                    return added
-                if p in self._seen or not self._wanted(i):
-                    continue
-                self._seen.add(p)
-                cached = self._cache_path(p, fi)
-                if self.cached_only and (cached is None or not cached.is_file()):
-                    self._seen.discard(p)
-                    continue
-                if cached is not None and cached.is_file() and self.split == "train":
-                    with np.load(cached, allow_pickle=False) as z:
-                        self.images.append(z["images"])
-                        self.latents.append(z["latents"])
-                    self.folder_of.append(fi)
-                    added += 1
-                    continue
-                try:
-                    image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
-                except (OSError, ValueError, KeyError) as exc:
-                    print(f"latent cache: skipping {p}: {exc}", flush=True)
-                    continue
-                image_m, spectral_m = hflip(image, spectral)
-                x = torch.from_numpy(np.concatenate([normalize(spectral, self.stats),
-                                                     normalize(spectral_m, self.stats)])).to(self.device)
-                z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
-                self.images.append(np.stack([image, image_m]))
-                self.latents.append(z.cpu().numpy().astype(np.float16))
-                if cached is not None:
-                    images, latents = self.images[-1], self.latents[-1]
-                    common._atomic(cached, lambda tmp: _savez(tmp, images=images, latents=latents))
+        queues = [[(fi, i, p) for i, p in enumerate(list_samples([folder])) if p not in self._seen]
+                  for fi, folder in enumerate(self.folders)]
+        for fi, i, p in (item for group in itertools.zip_longest(*queues) for item in group if item is not None):
+            if len(self.images) >= self.max_samples or (limit is not None and added >= limit):
+                return added
+            if not self._wanted(i):
+                continue
+            self._seen.add(p)
+            cached = self._cache_path(p, fi)
+            if self.cached_only and (cached is None or not cached.is_file()):
+                self._seen.discard(p)
+                continue
+            if cached is not None and cached.is_file() and self.split == "train":
+                with np.load(cached, allow_pickle=False) as z:
+                    self.images.append(z["images"])
+                    self.latents.append(z["latents"])
                 self.folder_of.append(fi)
-                if self.split == "val":
-                    self.spectral.append(spectral)
                 added += 1
+                continue
+            try:
+                image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
+            except (OSError, ValueError, KeyError) as exc:
+                print(f"latent cache: skipping {p}: {exc}", flush=True)
+                continue
+            image_m, spectral_m = hflip(image, spectral)
+            x = torch.from_numpy(np.concatenate([normalize(spectral, self.stats),
+                                                 normalize(spectral_m, self.stats)])).to(self.device)
+            z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
+            self.images.append(np.stack([image, image_m]))
+            self.latents.append(z.cpu().numpy().astype(np.float16))
+            if cached is not None:
+                images, latents = self.images[-1], self.latents[-1]
+                common._atomic(cached, lambda tmp: _savez(tmp, images=images, latents=latents))
+            self.folder_of.append(fi)
+            if self.split == "val":
+                self.spectral.append(spectral)
+            added += 1
         return added
+
+    def folder_counts(self) -> list[int]:
+        """Samples held per folder (in the order of `folders`)."""
+        return [int(np.sum(np.asarray(self.folder_of, int) == f)) for f in range(len(self.folders))]
 
     def _cache_path(self, p: Path, folder_index: int) -> Path | None:
         if self.disk_cache is None:
@@ -232,7 +242,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         train.scan(limit=args.initial_samples)
     val.scan()
-    print(f"latent cache: {len(train)} train, {len(val)} val samples", flush=True)
+    print(f"latent cache: {len(train)} train, {len(val)} val samples; per folder "
+          + ", ".join(f"{Path(f).name} {n}" for f, n in zip(train.folders, train.folder_counts())), flush=True)
+    empty = [f for f, n in zip(train.folders, train.folder_counts()) if n == 0]
+    if empty:
+        print(f"latent cache: WARNING no training sample yet from {empty}: their weight goes to the other folders "
+              "until one is loaded", flush=True)
     rng = np.random.default_rng(args.seed * 1000 + step + dist.rank)
     rng_t = torch.Generator().manual_seed(args.seed * 1000 + step + dist.rank)
     bar = common.progress(steps, step, f"ldm stage {stage}", dist.main)
