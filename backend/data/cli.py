@@ -32,8 +32,9 @@ def register(subparsers) -> None:
     p.add_argument("--lite", action="store_true", help="only image + spectral (no frames/motion): fast")
     p.add_argument("--min-free-gb", type=float, default=5.0, help="stop when the disk has less free space")
     p.add_argument("--kind", default=None,
-                   help="every scene of this kind (meadow, garden, tree, porch, candles, or closeup: large flower "
-                        "heads before an out-of-focus background); default: each seed draws one of the first five")
+                   help="every scene of this kind (meadow, garden, tree, porch, candles; or closeup: large flower "
+                        "heads before an out-of-focus background, field: grain filling the frame); default: each "
+                        "seed draws one of the first five")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("from-video", help="real video -> windows -> dense flow -> spectral volumes")

@@ -26,6 +26,13 @@ _KIND_WEIGHTS = (0.26, 0.22, 0.24, 0.14, 0.14)
 EXTRA_KINDS = ("closeup", "field")
 
 
+def check_kind(kind: str) -> str:
+    """A scene kind that `build_scene` can make, or ValueError naming the choices."""
+    if kind not in SCENE_KINDS + EXTRA_KINDS:
+        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS + EXTRA_KINDS}")
+    return kind
+
+
 def cantilever(s):
     """Static deflection shape of a cantilever, 0 at the root, 1 at the tip; slope at the tip is 1.5."""
     s = np.asarray(s, dtype=np.float64)
@@ -518,8 +525,7 @@ def build_scene(rng: np.random.Generator, size: tuple[int, int], T: int, fps: fl
     scale = h / 160.0
     if kind is None:
         kind = str(rng.choice(SCENE_KINDS, p=_KIND_WEIGHTS))
-    if kind not in SCENE_KINDS + EXTRA_KINDS:
-        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS + EXTRA_KINDS}")
+    check_kind(kind)
     indoor = kind in ("porch", "candles")
     horizon = int(h * rng.uniform(0.35, 0.7))
     if kind == "closeup":

@@ -17,7 +17,7 @@ import numpy as np
 from shared.spectral import K_DEFAULT, motion_to_spectral
 
 from .samples import sample_path, write_npz_atomic
-from .scenes import build_scene
+from .scenes import build_scene, check_kind
 from .wind import Wind
 
 # Target of the per-scene wind gain: mean over moving pixels of mean_t |F_t| (pixels at 256x160). It follows
@@ -173,9 +173,8 @@ def run(out: str | Path, count: int, seed: int, cfg: SynthConfig, workers: int =
         raise ValueError(f"workers must be >= 1, got {workers}")
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    from .scenes import EXTRA_KINDS, SCENE_KINDS
-    if kind is not None and kind not in SCENE_KINDS + EXTRA_KINDS:
-        raise ValueError(f"unknown scene kind {kind!r}; choose from {SCENE_KINDS + EXTRA_KINDS}")
+    if kind is not None:
+        check_kind(kind)                             # before any worker starts
     todo = [(i, seed + i, cfg, folder, kind) for i in range(count) if not sample_path(folder, i).exists()]
     log(f"synth: {count - len(todo)} of {count} exist in {folder}, {len(todo)} to make "
         f"({'lite' if cfg.lite else 'full'}, {cfg.size[0]}x{cfg.size[1]}, T={cfg.frames} @ {cfg.fps} fps)")

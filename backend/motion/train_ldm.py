@@ -242,9 +242,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         train.scan(limit=args.initial_samples)
     val.scan()
+    counts = train.folder_counts()
     print(f"latent cache: {len(train)} train, {len(val)} val samples; per folder "
-          + ", ".join(f"{Path(f).name} {n}" for f, n in zip(train.folders, train.folder_counts())), flush=True)
-    empty = [f for f, n in zip(train.folders, train.folder_counts()) if n == 0]
+          + ", ".join(f"{Path(f).name} {n}" for f, n in zip(train.folders, counts)), flush=True)
+    empty = [f for f, n in zip(train.folders, counts) if n == 0]
     if empty:
         print(f"latent cache: WARNING no training sample yet from {empty}: their weight goes to the other folders "
               "until one is loaded", flush=True)
