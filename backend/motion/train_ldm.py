@@ -26,6 +26,7 @@ from shared.spectral import NormStats, normalize
 from .config import MotionConfig
 from .datacache import hflip, list_samples, load_sample
 from .metrics import energy_map
+from .photometric import jitter_pictures
 from .pipeline import MotionPipeline, training_scheduler, training_target
 from .train_vae import add_common_arguments, wait_for_data
 from .unet import FrequencyUNet
@@ -45,6 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "model is fine-tuned at another working size (set in RUN/vae/config.json); ignored "
                              "when the stage resumes. Stage 2 with --steps 0 only pairs RUN/ldm with DIR's "
                              "frequency attention")
+    parser.add_argument("--photometric", type=float, default=0.0, metavar="P",
+                        help="share of conditioning pictures whose brightness, contrast, gamma, saturation and hue "
+                             "are jittered (backend/motion/photometric.py; the motion target is unchanged)")
 
 
 def load_vae(stage_dir: Path, device: torch.device) -> tuple[SpectralVAE, MotionConfig, NormStats]:
@@ -162,8 +166,9 @@ def image_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor
 
 
 def make_batch(cache: LatentCache, stage: int, batch: int, rng: np.random.Generator, weights,
-               device: torch.device):
-    """-> z0 (N, C, h, w), k (N,), images (N, 3, H, W), volume index of each slice (N,)."""
+               device: torch.device, photometric: float = 0.0):
+    """-> z0 (N, C, h, w), k (N,), images (N, 3, H, W), volume index of each slice (N,). photometric: share
+    of pictures colour-jittered (`jitter_pictures`)."""
     zs, ks, imgs, vol = [], [], [], []
     K = cache.cfg.K
     for b in range(batch):
@@ -180,7 +185,10 @@ def make_batch(cache: LatentCache, stage: int, batch: int, rng: np.random.Genera
             imgs.append(cache.images[i][m])
             vol.extend([b] * K)
     z0 = torch.from_numpy(np.stack(zs).astype(np.float32)).to(device)
-    return z0, torch.tensor(ks, device=device), image_tensor(imgs, device), torch.tensor(vol, device=device)
+    images = image_tensor(imgs, device)
+    if photometric > 0:
+        images = jitter_pictures(images, rng, photometric)
+    return z0, torch.tensor(ks, device=device), images, torch.tensor(vol, device=device)
 
 
 def diffusion_loss(unet, scheduler, cfg: MotionConfig, z0, k, images, vol, rng_t: torch.Generator):
@@ -260,7 +268,7 @@ def run(args: argparse.Namespace) -> int:
             train.scan(limit=args.scan_samples)     # the data folders may still be growing
         for g in opt.param_groups:
             g["lr"] = common.lr_at(step, lr, steps, cfg.warmup_steps, progress=clock.fraction(step))
-        z0, k, images, vol = make_batch(train, stage, batch, rng, args.weights, device)
+        z0, k, images, vol = make_batch(train, stage, batch, rng, args.weights, device, args.photometric)
         with common.autocast(device):
             loss = diffusion_loss(model, scheduler, cfg, z0, k, images, vol, rng_t)
         common.optimizer_step(opt, scaler, loss, trainable)
