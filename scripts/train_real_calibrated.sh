@@ -14,6 +14,9 @@
 # NEW_KINDS=1 (session 13) gives 0.2 of the synthetic weight to the kinds the default draw never makes (`gid data
 # synth --kind`): 400 close-ups (large flower heads before an out-of-focus background) and 400 fields of grain in
 # a strong wind (the whole frame moves), two common kinds of photo that the five scene kinds do not show.
+# PHOTOMETRIC=P (environment, session 14) jitters the colours of that share of conditioning pictures
+# (`--photometric`, backend/motion/photometric.py); INIT=DIR starts both stages from another checkpoint's ldm/
+# (default: the shipped one), e.g. to fine-tune a finished run further.
 # Session 11 ran two of these side by side at 1 thread each (45 + 8 min on 2 shared cores); on a GPU give
 # --device cuda, more minutes, and larger batches: nothing else changes.
 set -euo pipefail
@@ -26,6 +29,8 @@ NEW_KINDS=${6:-0}
 GID_LOOPS=${GID_LOOPS:-/work/shared/data/gid_loops}
 export PYTHONPATH=$PWD GID_THREADS=${GID_THREADS:-1} OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 PY=${PY:-.venv/bin/python}
+PHOTOMETRIC=${PHOTOMETRIC:-0}
+INIT=${INIT:-backend/weights/default/ldm}
 source scripts/real_photo_data.sh
 [ -f runs/norm_calibrated.json ] || $PY -m backend.cli data stats runs/data/synth_train runs/data/loops/train \
     --max-samples 800 --out runs/norm_calibrated.json
@@ -61,11 +66,11 @@ if [ "$NEW_KINDS" = 1 ]; then
     DATA="$DATA runs/data/synth_closeup runs/data/synth_field"
     WEIGHTS="${WEIGHTS% 0.7} 0.5 0.1 0.1"
 fi
-$PY -m backend.cli train ldm --data $DATA --weights $WEIGHTS --out "$RUN" --init-from backend/weights/default/ldm \
-    --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \
+$PY -m backend.cli train ldm --data $DATA --weights $WEIGHTS --out "$RUN" --init-from "$INIT" \
+    --photometric "$PHOTOMETRIC" --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \
     --max-samples 1500 --initial-samples 300 --scan-samples 20
-$PY -m backend.cli train ldm-freq --data $DATA --weights $WEIGHTS --out "$RUN" --init-from backend/weights/default/ldm \
-    --steps 20000 --time-limit "$M2" --batch 1 --threads "$GID_THREADS" --eval-every 500 --max-samples 1500 \
+$PY -m backend.cli train ldm-freq --data $DATA --weights $WEIGHTS --out "$RUN" --init-from "$INIT" \
+    --photometric "$PHOTOMETRIC" --steps 20000 --time-limit "$M2" --batch 1 --threads "$GID_THREADS" --eval-every 500 --max-samples 1500 \
     --initial-samples -1 --scan-samples 0
 rm -rf "$RUN/ckpt" && mkdir -p "$RUN/ckpt/ldm" && cp -r "$RUN/vae" "$RUN/ckpt/vae"
 cp "$RUN"/ldm_freq/{config.json,model.safetensors,norm_stats.json} "$RUN/ckpt/ldm/"
