@@ -181,3 +181,32 @@ def test_texture_energy_follows_the_pictures_detail():
     assert e.shape == (40, 64) and abs(e.mean() - 1) < 1e-9
     assert e[:, 40:].mean() > 5 * e[:, :24].mean()
     assert np.allclose(texture_energy(np.full((40, 64, 3), 9, np.uint8)), 1.0)
+
+
+def test_spectrum_shape_floor_script(tmp_path):
+    """scripts/spectrum_shape_floor.py: picture-agnostic spectrum shapes scored on held-out windows. With the
+    held-out folder also given as the training folder, the training clips' per-term median is the held-out
+    median itself, so the two lines agree; another training set scores differently."""
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.motion_fixtures import write_dataset
+    folders = {n: str(write_dataset(tmp_path / n, c, seed=s, size=(32, 16)))
+               for n, c, s in (("val", 5, 1), ("train", 6, 2), ("synth", 4, 3))}
+    script = Path(__file__).resolve().parents[1] / "scripts" / "spectrum_shape_floor.py"
+
+    def run(train: str) -> tuple[str, dict]:
+        out = subprocess.run([sys.executable, str(script), "--val", folders["val"], "--train", train,
+                              "--synth", folders["synth"]], capture_output=True, text=True, check=True).stdout
+        pat = r"^\s+(.+?)\s+shape distance ([\d.]+)$"
+        return out, {m.group(1).strip(): float(m.group(2)) for m in re.finditer(pat, out, re.M)}
+
+    out, d = run(folders["train"])
+    assert out.startswith("5 held-out windows, 6 training windows, 4 synthetic scenes") and len(d) == 5
+    assert all(v > 0 for v in d.values())
+    oracle = "held-out windows' own per-term median (knows the answers)"
+    assert d["training clips: per-term median (log)"] != pytest.approx(d[oracle], abs=1e-4)
+    _, same = run(folders["val"])
+    assert same["training clips: per-term median (log)"] == pytest.approx(same[oracle], abs=1e-9)

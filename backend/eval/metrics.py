@@ -95,7 +95,7 @@ def log_power_distance(pred: np.ndarray, true: np.ndarray, T: int,
                        valid: np.ndarray | None = None) -> dict:
     """Per-frequency |log10 P_pred(k) - log10 P_true(k)| (decades), k = 1..K-1, and its mean."""
     _same_grid(pred, true)
-    per_k = _log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid))
+    per_k = log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid))
     return {"mean": float(per_k.mean()), "per_k": [float(v) for v in per_k]}
 
 
@@ -105,10 +105,10 @@ def spectral_shape_distance(pred: np.ndarray, true: np.ndarray, T: int,
     SHAPE is (which terms carry the motion), whatever the amount. `log_power_distance` mixes the two: a model
     with nature's spectrum at a tenth of the amount is a full decade off at every term."""
     _same_grid(pred, true)
-    return float(_log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid), shape=True).mean())
+    return float(log_power_gap(power_spectrum(pred, T, valid), power_spectrum(true, T, valid), shape=True).mean())
 
 
-def _log_power_gap(pp: np.ndarray, pt: np.ndarray, shape: bool = False) -> np.ndarray:
+def log_power_gap(pp: np.ndarray, pt: np.ndarray, shape: bool = False) -> np.ndarray:
     """|log10 pp - log10 pt| per term; shape=True scales both to unit total power first."""
     if shape:
         pp, pt = pp / (pp.sum() + EPS_POWER), pt / (pt.sum() + EPS_POWER)
@@ -196,8 +196,8 @@ def motion_figures(pred: np.ndarray, true: np.ndarray, T: int, valid: np.ndarray
     return {
         "amplitude_error_px": amplitude_error(pred, true, T, valid),
         "amplitude_ratio": amplitude_ratio(pred, true, T, valid),
-        "log_power_distance": float(_log_power_gap(pp, pt).mean()),
-        "spectral_shape_distance": float(_log_power_gap(pp, pt, shape=True).mean()),
+        "log_power_distance": float(log_power_gap(pp, pt).mean()),
+        "spectral_shape_distance": float(log_power_gap(pp, pt, shape=True).mean()),
         "peak_term": int(np.argmax(pp)) + 1,
         "energy_correlation": correlation(e_pred, e_true, valid),
         "motion_amount_px": float(e_pred[m].mean()),
