@@ -23,10 +23,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from backend.eval.metrics import log_power_gap, power_spectrum  # noqa: E402  (after the path line)
 
 
-def shapes(folder: str, every: int = 1, limit: int | None = None, names: list[str] | None = None) -> np.ndarray:
+def shapes(folder: str, limit: int | None = None, names: list[str] | None = None) -> np.ndarray:
     """(N, K-1) power spectra of a folder's samples, each scaled to total 1."""
     out = []
-    files = sorted(glob.glob(f"{folder}/sample_*.npz"))[::every][:limit]
+    files = sorted(glob.glob(f"{folder}/sample_*.npz"))[:limit]
     for f in files:
         if names and Path(f).stem not in names:
             continue

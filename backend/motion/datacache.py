@@ -47,6 +47,14 @@ def hflip(image: np.ndarray, spectral: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return image[:, ::-1].copy(), s
 
 
+def folders_in_turn(folders: list[str]) -> list[tuple[int, int, Path]]:
+    """(folder index, index in its folder, path) of every sample, one file from each folder in turn: a cache
+    capped below the first folder's size still holds every folder (3,000 synthetic files listed first would
+    otherwise crowd out the real clips and the extra kinds listed after them)."""
+    per_folder = [[(fi, i, p) for i, p in enumerate(list_samples([folder]))] for fi, folder in enumerate(folders)]
+    return [item for row in itertools.zip_longest(*per_folder) for item in row if item is not None]
+
+
 class SampleCache:
     """Images (N, h, w, 3) uint8 and normalised spectral volumes (N, K, 4, h, w) float16, grown by `scan`."""
 
@@ -66,16 +74,12 @@ class SampleCache:
         return held if self.split == "val" else not held
 
     def _visit_order(self) -> list[tuple[int, Path]]:
-        """(index in list_samples, path), taking the folders in turn: with max_samples below the first folder's
-        size the cache still holds every folder (3000 synthetic files would otherwise crowd out 82 real clips).
-        The index, not the visiting order, decides the train/val split, so the split does not depend on it."""
-        per_folder: list[list[tuple[int, Path]]] = []
-        i = 0
-        for folder in self.folders:
-            paths = list_samples([folder])
-            per_folder.append(list(zip(range(i, i + len(paths)), paths)))
-            i += len(paths)
-        return [item for row in itertools.zip_longest(*per_folder) for item in row if item is not None]
+        """(index in list_samples, path), folders in turn (`folders_in_turn`). The index over all folders, not the
+        visiting order, decides the train/val split, so the split does not depend on it."""
+        order = folders_in_turn(self.folders)
+        sizes = np.bincount([fi for fi, _, _ in order], minlength=len(self.folders))
+        start = np.cumsum(sizes) - sizes                 # index of each folder's first file over all folders
+        return [(int(start[fi]) + i, p) for fi, i, p in order]
 
     def scan(self, limit: int | None = None) -> int:
         """Load up to `limit` new files (all when None), folders in turn. Returns how many were added."""

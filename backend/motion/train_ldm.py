@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import json
 import time
 from pathlib import Path
@@ -24,7 +23,7 @@ from backend.train import common
 from shared.spectral import NormStats, normalize
 
 from .config import MotionConfig
-from .datacache import hflip, list_samples, load_sample
+from .datacache import folders_in_turn, hflip, load_sample
 from .metrics import energy_map
 from .photometric import jitter_pictures
 from .pipeline import MotionPipeline, training_scheduler, training_target
@@ -91,12 +90,10 @@ class LatentCache:
         synthetic scenes) crowds out every folder listed after it, and `pick` then gives their weights to the
         others without a word: session 13 found a run whose last two folders never entered the cache."""
         added = 0
-        queues = [[(fi, i, p) for i, p in enumerate(list_samples([folder])) if p not in self._seen]
-                  for fi, folder in enumerate(self.folders)]
-        for fi, i, p in (item for group in itertools.zip_longest(*queues) for item in group if item is not None):
+        for fi, i, p in folders_in_turn(self.folders):
             if len(self.images) >= self.max_samples or (limit is not None and added >= limit):
                 return added
-            if not self._wanted(i):
+            if p in self._seen or not self._wanted(i):
                 continue
             self._seen.add(p)
             cached = self._cache_path(p, fi)
