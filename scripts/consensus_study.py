@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,22 +25,14 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.eval import metrics                              # noqa: E402
-from backend.eval.evaluate import load_scene                  # noqa: E402
+from backend.data.samples import list_samples                # noqa: E402
+from backend.eval.evaluate import load_scene, pick_scenes     # noqa: E402
 from backend.motion.consensus import apply_consensus          # noqa: E402
 from backend.motion.predictor import MotionPredictor          # noqa: E402
 from shared.spectral import resample_spectral                 # noqa: E402
 
 FIGURES = ("energy_correlation", "amplitude_ratio", "log_power_distance", "spectral_shape_distance",
            "amp_err_vs_no_motion", "still_ratio")
-
-
-def pick_files(folder: Path, max_scenes: int | None, spread: bool) -> list[Path]:
-    files = sorted(folder.glob("sample_*.npz"))
-    if max_scenes is None or max_scenes >= len(files):
-        return files
-    if spread:
-        return [files[int(i)] for i in np.linspace(0, len(files) - 1, max_scenes).round()]
-    return files[:max_scenes]
 
 
 def score(volumes: np.ndarray, scene, truth_tex: np.ndarray, no_motion_err: float) -> dict:
@@ -63,7 +56,9 @@ def pool_of(model: MotionPredictor, scene, pool: int, seed: int, cache: Path) ->
     raw = model.predict(scene.image, seed=seed, samples=pool, place=False).spectral.astype(np.float32)
     print(f"  predicted {pool} samples of {scene.name} in {time.perf_counter() - t0:.1f} s", flush=True)
     cache.mkdir(parents=True, exist_ok=True)
-    np.savez(path, spectral=raw)
+    tmp = path.with_name(path.stem + ".tmp.npz")          # written whole, then moved: no half file in the cache
+    np.savez(tmp, spectral=raw)
+    os.replace(tmp, path)
     return raw
 
 
@@ -105,7 +100,7 @@ def main(argv=None) -> int:
     results = {}
     for folder in map(Path, args.data):
         scenes = {}
-        for path in pick_files(folder, args.max_scenes, args.spread):
+        for path in pick_scenes(list_samples([folder]), args.max_scenes, args.spread):
             scene = load_scene(path)
             raw = pool_of(model, scene, args.pool, args.seed, Path(args.cache) / folder.name)
             scenes[path.stem] = study_scene(model, scene, raw, args.samples, args.strengths)

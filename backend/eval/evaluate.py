@@ -84,6 +84,17 @@ def load_scene(path: Path) -> Scene:
         return Scene(path.stem, image, spectral, valid, float(z["fps"]), int(z["T"]), frames, seed, kind)
 
 
+def pick_scenes(files: Sequence[Path], max_scenes: int | None, spread: bool = False) -> list[Path]:
+    """The first `max_scenes` files, or with `spread` that many evenly spaced over the list (real-clip sets hold
+    several windows per clip in a row: spread picks across clips); all of them when max_scenes is None."""
+    files = list(files)
+    if max_scenes is None:
+        return files
+    if not spread or max_scenes >= len(files):
+        return files[:max_scenes]
+    return [files[i] for i in np.unique(np.linspace(0, len(files) - 1, max_scenes).round().astype(int))]
+
+
 def write_json_atomic(path: str | Path, data: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -397,10 +408,7 @@ def run_eval(data: Sequence[str | Path], samples: int = 4, steps: int | None = N
     arrays_per_set: list[dict] = []
     for folder in data:
         folder = Path(folder)
-        files = list_samples([folder])
-        if max_scenes is not None:
-            files = (files[:max_scenes] if not spread or max_scenes >= len(files) else
-                     [files[i] for i in np.unique(np.linspace(0, len(files) - 1, max_scenes).round().astype(int))])
+        files = pick_scenes(list_samples([folder]), max_scenes, spread)
         if not files:
             raise FileNotFoundError(f"no sample_*.npz in {folder}")
         set_name = folder.name if folder.name not in ("val", "test") else f"{folder.parent.name}_{folder.name}"
