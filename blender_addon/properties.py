@@ -67,10 +67,11 @@ class GIDObjectSettings(bpy.types.PropertyGroup):
                          description="Number of motion variations to predict")
     seamless: BoolProperty(name="Seamless (guided)", default=False, options=set(),
                            description="Loop guidance during sampling (slower)")
-    placement: FloatProperty(name="Follow texture", default=0.5, min=0.0, max=1.0, subtype="FACTOR", options=set(),
+    placement: FloatProperty(name="Follow texture", default=0.75, min=0.0, max=1.0, subtype="FACTOR", options=set(),
                              description="How far predicted motion moves towards the picture's textured parts "
-                                         "(foliage, flames) and away from smooth ones (sky, walls): 0 = the "
-                                         "model's own placement, 0.5 = the shipped default")
+                                         "(foliage, flames) and away from smooth ones (sky, walls), then over "
+                                         "the object it belongs to: 0 = the model's own placement, 0.75 = the "
+                                         "shipped default")
 
     ambient_weight: FloatProperty(name="Ambient", default=1.0, min=0.0, soft_max=2.0,
                                   description="Weight of the ambient loop when pokes are baked")

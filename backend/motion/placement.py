@@ -17,7 +17,8 @@ The placement map comes from one of two sources (PlacementConfig.source):
 `apply_placement` moves a sampled volume's energy towards the map by a per-pixel positive gain (direction, phase
 and spectrum of every pixel are kept, so loops stay loops; the picture's mean energy too):
     gain = (P / E_model_smoothed) ** strength,   normalised so that mean(E_model * gain) = mean(E_model)
-strength 0 = the denoiser alone, 1 = the energy shape of the placement map.
+strength 0 = the denoiser alone, 1 = the energy shape of the placement map. Then (config.spread > 0) the energy is
+spread over the picture's colour regions (spread.py): objects move as wholes.
 """
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ class PlacementConfig:
     # with the net's last layer zero at the start (so training starts from the texture prior of `gid eval`).
     texture_anchor: bool = True
     texture_sigma: float = 4.0 / 256              # blur of the gradient magnitude, fraction of the width
+    # After the gain: the energy spread over the picture's colour regions (spread.py), a guided filter of this
+    # radius (fraction of the prediction grid's width; 0 = off) and regulariser (colours in [0, 1]).
+    spread: float = 0.0
+    spread_eps: float = 1e-4
 
     def validate(self) -> "PlacementConfig":
         w, h = self.size
@@ -59,6 +64,9 @@ class PlacementConfig:
             raise ValueError(f"placement source must be 'net' or 'texture', not {self.source!r}")
         if not 0.0 <= self.strength <= 1.0:
             raise ValueError(f"placement strength must be in [0, 1], got {self.strength}")
+        if not 0.0 <= self.spread <= 0.5 or self.spread_eps <= 0:
+            raise ValueError(f"placement spread must be in [0, 0.5] and spread_eps > 0, got {self.spread}, "
+                             f"{self.spread_eps}")
         return self
 
     def save(self, path: str | Path) -> None:

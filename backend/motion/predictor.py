@@ -21,6 +21,7 @@ from shared.spectral import NormStats, denormalize, normalize, resample_spectral
 from .config import MotionConfig
 from .pipeline import MotionPipeline
 from .placement import PlacementNet, apply_placement, load_placement
+from .spread import apply_spread
 from .refine import MotionRefiner
 from .unet import FrequencyUNet
 from .vae import SpectralVAE
@@ -181,7 +182,8 @@ class MotionPredictor:
 
     def place(self, image: np.ndarray, spectral: np.ndarray, strength: float | None = None) -> np.ndarray:
         """Volumes (N, K, 4, h, w) that `predict(image, place=False)` returned -> moved by the placement stage
-        (placement.py) at `strength` (None = the checkpoint's); unchanged when the checkpoint has none."""
+        (placement.py) at `strength` (None = the checkpoint's), then spread over the picture's colour regions when
+        its config asks (spread.py); unchanged when the checkpoint has no placement or strength is 0."""
         if strength is not None and not 0.0 <= float(strength) <= 1.0:
             raise ValueError(f"placement strength must be in [0, 1], got {strength}")
         if self.placement is None:
@@ -196,8 +198,13 @@ class MotionPredictor:
             raise ValueError(f"volumes of {spectral.shape[-1]}x{spectral.shape[-2]} are not this picture's "
                              f"{w}x{h} prediction grid")
         where = self.placement.placement_map(canvas, self.output_size)[y0:y0 + h, x0:x0 + w]
-        smooth = self.placement.config.smooth_px
-        return np.stack([apply_placement(one, where, self.config.T, strength, smooth) for one in spectral])
+        cfg = self.placement.config
+        placed = [apply_placement(one, where, self.config.T, strength, cfg.smooth_px) for one in spectral]
+        radius = int(round(cfg.spread * self.output_size[0]))
+        if radius > 0:
+            guide = canvas[y0:y0 + h, x0:x0 + w].astype(np.float64) / 255.0
+            placed = [apply_spread(one, guide, self.config.T, radius, cfg.spread_eps) for one in placed]
+        return np.stack(placed)
 
     def autoencode(self, spectral: np.ndarray, vae: bool = True, image: np.ndarray | None = None) -> np.ndarray:
         """A motion volume (K', 4, H, W) in pixels of its grid, taken the way `predict` returns motion: onto the
@@ -238,5 +245,6 @@ class MotionPredictor:
                 "freq_attention": self.pipeline.unet.has_freq_attention,
                 "refiner": self.pipeline.refiner is not None,
                 "placement": None if self.placement is None else self.placement.config.strength,
+                "placement_spread": None if self.placement is None else self.placement.config.spread,
                 "output_size": list(self.output_size),
                 "unet_parameters": n_params, "vae_parameters": n_vae}

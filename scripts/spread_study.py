@@ -1,0 +1,82 @@
+"""Object spread (backend/motion/spread.py) against placement strength, side by side on the same samples.
+
+For each scene: the cached pool of unplaced samples of `scripts/consensus_study.py` (predicted and cached when
+missing), its first S samples through the placement stage exactly as `predict` runs it, at every placement
+strength x spread radius asked for (the checkpoint's placement config with those two fields replaced). Printed per
+data folder: energy-map correlation, amount, log power distance (and its shape part), amplitude error over the
+no-motion one, still/moving. Session 16 chose the shipped spread and strength with it on synth_val (held-out
+synthetic scenes, not the test set) by the session-12 rule: the largest strength that keeps bar (a) (>= 0.7).
+
+    python scripts/spread_study.py --data runs/data/synth_val runs/data/loops/val --strengths 0.5 0.75 1 \
+        --spreads 0 0.0625 0.09375 [--max-scenes 16 --spread-scenes] [--samples 4] [--json OUT]
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backend.data.samples import list_samples                # noqa: E402
+from backend.eval import metrics                              # noqa: E402
+from backend.eval.evaluate import load_scene, pick_scenes     # noqa: E402
+from backend.motion.placement import PlacementNet             # noqa: E402
+from backend.motion.predictor import MotionPredictor          # noqa: E402
+from consensus_study import FIGURES, pool_of, score           # noqa: E402
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", required=True)
+    ap.add_argument("--strengths", type=float, nargs="+", default=[0.5, 0.75, 1.0])
+    ap.add_argument("--spreads", type=float, nargs="+", default=[0.0, 0.0625])
+    ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument("--pool", type=int, default=4, help="the cached pool's size (its first --samples are used)")
+    ap.add_argument("--max-scenes", type=int, default=None)
+    ap.add_argument("--spread-scenes", action="store_true", help="pick the scenes spread over each folder")
+    ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cache", default="runs/pred_consensus")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    if not 1 <= args.samples <= args.pool <= 64:
+        ap.error("need 1 <= --samples <= --pool <= 64")
+    model = MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
+    if model.placement is None or model.placement.config.source != "texture":
+        ap.error("the checkpoint needs a texture placement stage (placement/config.json)")
+    base = model.placement.config
+    variants = {(s, r): PlacementNet(dataclasses.replace(base, strength=s, spread=r)).eval()
+                for s, r in itertools.product(args.strengths, args.spreads)}
+    results = {}
+    for folder in map(Path, args.data):
+        rows = {v: [] for v in variants}
+        paths = pick_scenes(list_samples([folder]), args.max_scenes, args.spread_scenes)
+        for path in paths:
+            scene = load_scene(path)
+            raw = pool_of(model, scene, args.pool, args.seed, Path(args.cache) / folder.name)[:args.samples]
+            truth_tex = metrics.motion_texture(scene.spectral, scene.T)
+            no_motion = metrics.amplitude_error(np.zeros_like(scene.spectral), scene.spectral, scene.T, scene.valid)
+            for v, net in variants.items():
+                model.placement = net
+                rows[v].append(score(model.place(scene.image, raw), scene, truth_tex, no_motion))
+        agg = {v: {f: float(np.nanmean([r[f] for r in rs])) for f in FIGURES} for v, rs in rows.items()}
+        results[str(folder)] = {f"strength {s:g} spread {r:g}": a for (s, r), a in agg.items()}
+        print(f"\n== {folder} ({len(paths)} scenes x {args.samples} samples)")
+        print(f"{'strength':>9}{'spread':>8}" + "".join(f"{f[:14]:>16}" for f in FIGURES))
+        for (s, r), a in agg.items():
+            print(f"{s:>9.2f}{r:>8.4f}" + "".join(f"{a[f]:>16.3f}" for f in FIGURES), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
