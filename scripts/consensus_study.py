@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import sys
 import time
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.eval import metrics                              # noqa: E402
 from backend.data.samples import list_samples                # noqa: E402
-from backend.eval.evaluate import load_scene, pick_scenes     # noqa: E402
+from backend.eval.evaluate import load_scene, pick_scenes, write_json_atomic     # noqa: E402
 from backend.motion.consensus import apply_consensus          # noqa: E402
 from backend.motion.predictor import MotionPredictor          # noqa: E402
 from shared.spectral import resample_spectral                 # noqa: E402
@@ -118,8 +117,7 @@ def main(argv=None) -> int:
             print(f"{v:<14}" + "".join(f"{agg[v][f]:>16.3f}" for f in FIGURES))
         print(flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        write_json_atomic(args.json, results)
     return 0
 
 

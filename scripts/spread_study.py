@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backend.data.samples import list_samples                # noqa: E402
 from backend.eval import metrics                              # noqa: E402
-from backend.eval.evaluate import load_scene, pick_scenes     # noqa: E402
+from backend.eval.evaluate import load_scene, pick_scenes, write_json_atomic     # noqa: E402
 from backend.motion.placement import PlacementNet             # noqa: E402
 from backend.motion.predictor import MotionPredictor          # noqa: E402
 from consensus_study import FIGURES, pool_of, score           # noqa: E402
@@ -73,8 +72,7 @@ def main(argv=None) -> int:
         for (s, r), a in agg.items():
             print(f"{s:>9.2f}{r:>8.4f}" + "".join(f"{a[f]:>16.3f}" for f in FIGURES), flush=True)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(results, indent=1))
+        write_json_atomic(args.json, results)
     return 0
 
 
