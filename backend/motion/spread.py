@@ -21,8 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .metrics import energy_map
-
-GAIN_LIMIT = 8.0                 # a pixel's energy changes by at most this factor either way (as placement)
+from .placement import GAIN_LIMIT    # the same bound as placement: a pixel's energy changes by at most 8x
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
