@@ -14,6 +14,10 @@
 # NEW_KINDS=1 (session 13) gives 0.2 of the synthetic weight to the kinds the default draw never makes (`gid data
 # synth --kind`): 400 close-ups (large flower heads before an out-of-focus background) and 400 fields of grain in
 # a strong wind (the whole frame moves), two common kinds of photo that the five scene kinds do not show.
+# PHOTO_TEXTURE=1 (environment, session 17) adds the first 1,500 training scenes again with real photo texture
+# (`gid data synth --photo-texture`, backend/data/photo_texture.py: patches cut from the real training windows,
+# moving ones over the moving pixels, still ones elsewhere; the motion unchanged) and gives them half the weight
+# of the synthetic scenes.
 # PHOTOMETRIC=P (environment, session 14) jitters the colours of that share of conditioning pictures
 # (`--photometric`, backend/motion/photometric.py); INIT=DIR starts both stages from another checkpoint's ldm/
 # (default: the shipped one), e.g. to fine-tune a finished run further.
@@ -66,6 +70,14 @@ if [ "$NEW_KINDS" = 1 ]; then
     DATA="$DATA runs/data/synth_closeup runs/data/synth_field"
     WEIGHTS="${WEIGHTS% 0.7} 0.5 0.1 0.1"
 fi
+if [ "${PHOTO_TEXTURE:-0}" = 1 ]; then
+    [ -f runs/data/synth_textured/sample_001499.npz ] || $PY -m backend.cli data synth --out runs/data/synth_textured \
+        --count 1500 --seed 0 --lite --workers 2 --photo-texture runs/data/loops/train --photo-texture-share 1
+    DATA="${DATA/runs\/data\/synth_train/runs/data/synth_train runs/data/synth_textured}"
+    WEIGHTS=$($PY -c "import sys; w = sys.argv[1].split(); i = sys.argv[2].split().index('runs/data/synth_train'); \
+w[i:i + 1] = [str(float(w[i]) / 2)] * 2; print(' '.join(w))" "$WEIGHTS" "${DATA/runs\/data\/synth_textured /}")
+fi
+echo "data: $DATA"; echo "weights: $WEIGHTS"
 $PY -m backend.cli train ldm --data $DATA --weights $WEIGHTS --out "$RUN" --init-from "$INIT" \
     --photometric "$PHOTOMETRIC" --steps 40000 --time-limit "$M1" --batch 32 --lr 3e-4 --threads "$GID_THREADS" --eval-every 500 \
     --max-samples 1500 --initial-samples 300 --scan-samples 20

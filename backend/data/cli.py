@@ -35,6 +35,11 @@ def register(subparsers) -> None:
                    help="every scene of this kind (meadow, garden, tree, porch, candles; or closeup: large flower "
                         "heads before an out-of-focus background, field: grain filling the frame); default: each "
                         "seed draws one of the first five")
+    p.add_argument("--photo-texture", default=None, metavar="FOLDER",
+                   help="real samples (e.g. runs/data/loops/train) to cut real photo texture from; the bank is "
+                        "saved as OUT/photo_texture_bank.npz (lite samples only)")
+    p.add_argument("--photo-texture-share", type=float, default=0.5,
+                   help="with --photo-texture: the share of scenes that get it (default 0.5)")
     p.set_defaults(func=_synth)
 
     p = sub.add_parser("from-video", help="real video -> windows -> dense flow -> spectral volumes")
@@ -71,7 +76,22 @@ def register(subparsers) -> None:
 def _synth(args) -> int:
     from .synth import SynthConfig, run
 
-    cfg = SynthConfig(size=args.size, frames=args.frames, fps=args.fps, lite=args.lite)
+    bank_path = ""
+    if args.photo_texture:
+        from pathlib import Path
+
+        from .photo_texture import build_bank, save_bank
+        if not args.lite:
+            raise ValueError("--photo-texture needs --lite (full samples draw every frame; the texture would not move)")
+        bank_path = str(Path(args.out) / "photo_texture_bank.npz")
+        if not Path(bank_path).exists():
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            bank = build_bank([args.photo_texture])
+            save_bank(bank, bank_path)
+            print(f"photo texture: {len(bank['moving'])} moving and {len(bank['still'])} still patches from "
+                  f"{args.photo_texture} -> {bank_path}", flush=True)
+    cfg = SynthConfig(size=args.size, frames=args.frames, fps=args.fps, lite=args.lite, photo_texture=bank_path,
+                      photo_texture_share=args.photo_texture_share if bank_path else 0.0)
     summary = run(args.out, args.count, args.seed, cfg, workers=args.workers, min_free_gb=args.min_free_gb,
                   log=lambda m: print(m, flush=True), kind=args.kind)
     return 2 if summary["stopped"] else 0

@@ -42,9 +42,19 @@ class SynthConfig:
     fps: float = 30.0
     K: int = K_DEFAULT
     lite: bool = False
+    # Real photo texture (photo_texture.py): a bank of real patches (.npz, `build_bank`) and the share of scenes
+    # that get it (drawn per seed). Lite samples only: full ones draw every frame, the texture would not move.
+    photo_texture: str = ""
+    photo_texture_share: float = 0.0
 
     def __post_init__(self):
         w, h = self.size
+        if not 0.0 <= self.photo_texture_share <= 1.0:
+            raise ValueError(f"photo_texture_share must be in [0, 1], got {self.photo_texture_share}")
+        if self.photo_texture_share > 0 and not self.photo_texture:
+            raise ValueError("photo_texture_share > 0 needs a photo_texture bank")
+        if self.photo_texture and not self.lite:
+            raise ValueError("photo texture is for lite samples only (full samples draw every frame)")
         if w < 16 or h < 16:
             raise ValueError(f"size must be at least 16x16, got {w}x{h}")
         if self.frames < 2 * self.K:
@@ -126,6 +136,17 @@ def generate(seed: int, cfg: SynthConfig, kind: str | None = None) -> dict:
         "fps": np.float32(cfg.fps),
         "T": np.int32(T),
     }
+    if cfg.photo_texture and cfg.photo_texture_share > 0:
+        # its own generator: the scene, its wind and motion stay those of the same seed without texture
+        tex_rng = np.random.default_rng([int(seed), 0x7E7])
+        if tex_rng.random() < cfg.photo_texture_share:
+            from .photo_texture import STILL_PX, apply_photo_texture, load_bank
+            moving = np.zeros(h * w, bool)
+            if idx.size:
+                moving[idx] = np.linalg.norm(motion, axis=1).mean(axis=0) >= STILL_PX
+            out["image"] = apply_photo_texture(out["image"], moving.reshape(h, w), load_bank(cfg.photo_texture),
+                                               tex_rng)
+            out["photo_texture"] = np.bool_(True)
     if kind is not None:      # asked for by name: re-running the scene from its seed needs it (`resimulate`)
         out["kind"] = np.str_(kind)
     if not cfg.lite:
