@@ -80,22 +80,32 @@ def study_scene(model: MotionPredictor, scene, raw: np.ndarray, samples: int, st
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_pool_arguments(ap: argparse.ArgumentParser, pool: int = 4) -> None:
+    """The arguments every study on the cached sample pools takes (this script, spread_study, flow_seen_study)."""
     ap.add_argument("--data", nargs="+", required=True)
-    ap.add_argument("--pool", type=int, default=8)
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0])
-    ap.add_argument("--max-scenes", type=int, default=None)
-    ap.add_argument("--spread", action="store_true")
+    ap.add_argument("--pool", type=int, default=pool, help="the cached pool's size (its first --samples are used)")
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", default="runs/pred_consensus", help="folder for the unplaced samples")
+    ap.add_argument("--cache", default="runs/pred_consensus",
+                    help="folder for the unplaced samples (one per checkpoint: the files are named by scene)")
     ap.add_argument("--json", default=None)
+
+
+def parse_pool_arguments(ap: argparse.ArgumentParser, argv) -> tuple[argparse.Namespace, MotionPredictor]:
     args = ap.parse_args(argv)
     if not 1 <= args.samples <= args.pool <= 64:
         ap.error("need 1 <= --samples <= --pool <= 64")
-    model = MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
+    return args, MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_pool_arguments(ap, pool=8)
+    ap.add_argument("--strengths", type=float, nargs="+", default=[0.5, 1.0])
+    ap.add_argument("--max-scenes", type=int, default=None)
+    ap.add_argument("--spread", action="store_true")
+    args, model = parse_pool_arguments(ap, argv)
     results = {}
     for folder in map(Path, args.data):
         scenes = {}

@@ -37,8 +37,8 @@ from backend.data.flow import window_motion                  # noqa: E402
 from backend.data.samples import list_samples                # noqa: E402
 from backend.eval import metrics                              # noqa: E402
 from backend.eval.evaluate import load_scene, pick_scenes, write_json_atomic     # noqa: E402
-from backend.motion.predictor import MotionPredictor          # noqa: E402
-from consensus_study import pool_of                           # noqa: E402
+from backend.motion.predictor import MotionPredictor          # noqa: E402  (type of the model)
+from consensus_study import add_pool_arguments, parse_pool_arguments, pool_of   # noqa: E402
 from shared.spectral import motion_to_spectral, resample_spectral      # noqa: E402
 
 
@@ -81,19 +81,10 @@ def study_scene(model: MotionPredictor, scene, raw: np.ndarray, blurs) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", nargs="+", required=True)
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--pool", type=int, default=4, help="the cached pool's size (its first --samples are used)")
+    add_pool_arguments(ap)
     ap.add_argument("--max-scenes", type=int, default=16)
     ap.add_argument("--blur", type=float, nargs="*", default=[])
-    ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", default="runs/pred_consensus")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    if not 1 <= args.samples <= args.pool <= 64:
-        ap.error("need 1 <= --samples <= --pool <= 64")
-    model = MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
+    args, model = parse_pool_arguments(ap, argv)
     results = {}
     for folder in map(Path, args.data):
         per_scene = {}

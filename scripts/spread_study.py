@@ -31,8 +31,7 @@ from backend.data.samples import list_samples                # noqa: E402
 from backend.eval import metrics                              # noqa: E402
 from backend.eval.evaluate import load_scene, pick_scenes, write_json_atomic     # noqa: E402
 from backend.motion.placement import GAIN_LIMIT, PlacementNet      # noqa: E402
-from backend.motion.predictor import MotionPredictor          # noqa: E402
-from consensus_study import FIGURES, pool_of, score           # noqa: E402
+from consensus_study import FIGURES, add_pool_arguments, parse_pool_arguments, pool_of, score   # noqa: E402
 
 
 def blurred_energy(spectral: np.ndarray, T: int, sigma_frac: float) -> np.ndarray:
@@ -49,22 +48,13 @@ def blurred_energy(spectral: np.ndarray, T: int, sigma_frac: float) -> np.ndarra
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", nargs="+", required=True)
+    add_pool_arguments(ap)
     ap.add_argument("--strengths", type=float, nargs="+", default=[0.5, 0.75, 1.0])
     ap.add_argument("--spreads", type=float, nargs="+", default=[0.0, 0.0625])
     ap.add_argument("--blurs", type=float, nargs="+", default=[0.0])
-    ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--pool", type=int, default=4, help="the cached pool's size (its first --samples are used)")
     ap.add_argument("--max-scenes", type=int, default=None)
     ap.add_argument("--spread-scenes", action="store_true", help="pick the scenes spread over each folder")
-    ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cache", default="runs/pred_consensus")
-    ap.add_argument("--json", default=None)
-    args = ap.parse_args(argv)
-    if not 1 <= args.samples <= args.pool <= 64:
-        ap.error("need 1 <= --samples <= --pool <= 64")
-    model = MotionPredictor.load(checkpoint_dir=args.checkpoint, device="cpu")
+    args, model = parse_pool_arguments(ap, argv)
     if model.placement is None or model.placement.config.source != "texture":
         ap.error("the checkpoint needs a texture placement stage (placement/config.json)")
     base = model.placement.config
