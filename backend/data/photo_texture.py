@@ -19,8 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from backend.eval.metrics import STILL_PX, energy_map   # STILL_PX: still/moving as the real-photo figures define it
+
 PATCH = 32                     # patch side (px at 256x160, the training pictures' size)
-STILL_PX = 0.05                # a pixel is still when its truth moves less than this (mean over the clip, px)
 MIN_COVER = 0.85               # a patch is cut where at least this share of it is moving (or still) and valid
 
 
@@ -44,7 +45,6 @@ def build_bank(folders, per_picture: int = 24, seed: int = 0) -> dict:
 
     Moving: truth energy at least 30 % of the picture's 90th percentile and above 0.1 px; still: below STILL_PX.
     """
-    from backend.eval.metrics import energy_map
     from .samples import list_samples, load_sample
     rng = np.random.default_rng(seed)
     moving, still = [], []
