@@ -18,6 +18,7 @@
 # (`gid data synth --photo-texture`, backend/data/photo_texture.py: patches cut from the real training windows,
 # moving ones over the moving pixels, still ones elsewhere; the motion unchanged) and gives them half the weight
 # of the synthetic scenes.
+# DEPTH=1 (environment, session 18) adds the mobilePyDNet inverse-depth condition (MotionConfig.depth_condition).
 # PHOTOMETRIC=P (environment, session 14) jitters the colours of that share of conditioning pictures
 # (`--photometric`, backend/motion/photometric.py); INIT=DIR starts both stages from another checkpoint's ldm/
 # (default: the shipped one), e.g. to fine-tune a finished run further.
@@ -41,15 +42,17 @@ source scripts/real_photo_data.sh
 mkdir -p "$RUN"
 if [ ! -d "$RUN/vae" ]; then
     cp -r backend/weights/default/vae "$RUN/vae"
-    $PY - "$RUN" "$SEMANTIC" <<'PY'
+    $PY - "$RUN" "$SEMANTIC" "${DEPTH:-0}" <<'PY'
 import json, sys
-run, semantic = sys.argv[1], sys.argv[2] == "1"
+run, semantic, depth = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 d = json.load(open("runs/norm_calibrated.json"))
 json.dump({"scales": d["scales"], "percentile": d["percentile"]}, open(f"{run}/vae/norm_stats.json", "w"), indent=2)
+c = json.load(open(f"{run}/vae/config.json"))
 if semantic:
-    c = json.load(open(f"{run}/vae/config.json"))
     c["semantic_classes"] = ["vegetation", "terrain", "sky"]
-    json.dump(c, open(f"{run}/vae/config.json", "w"), indent=2)
+if depth:
+    c["depth_condition"] = True
+json.dump(c, open(f"{run}/vae/config.json", "w"), indent=2)
 PY
 fi
 DATA="runs/data/loops/train runs/data/synth_train"

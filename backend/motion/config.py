@@ -42,6 +42,9 @@ class MotionConfig:
     # picture resized to semantic_input (W, H) and is not part of the U-Net's weights (backend/weights/priors).
     semantic_classes: tuple[str, ...] = ()
     semantic_input: tuple[int, int] = (256, 160)
+    # mobilePyDNet inverse depth (per picture in [0, 1], backend/priors/depth.condition_inverse_depth) as one more
+    # condition channel after the semantic ones (issue 20); False = off (the shipped model). Frozen, not trained.
+    depth_condition: bool = False
     freq_attention_heads: int = 4
     freq_attention_levels: tuple[int, ...] = (0, 1, 2)   # U-Net levels that get attention across K in stage 2
     cfg_dropout: float = 0.1

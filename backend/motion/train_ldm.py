@@ -306,12 +306,14 @@ def init_unet(unet: FrequencyUNet, path: Path, stage: int) -> None:
         raise ValueError(f"--init-from {path} lacks {len(missing)} weights of stage {stage}, e.g. {missing[:3]} "
                          "(stage 2 needs a file trained with frequency attention)")
     extra = own["conv_in.weight"].shape[1] - tensors["conv_in.weight"].shape[1] if "conv_in.weight" in wanted else 0
-    if extra > 0 and unet.config.semantic_classes and extra <= len(unet.config.semantic_classes):
-        # A model without (some of) the semantic condition channels: they are the last inputs of conv_in; give
-        # them zero weights, so the new model starts as exactly the old one and learns to use them.
+    prior_inputs = len(unet.config.semantic_classes) + int(unet.config.depth_condition)
+    if 0 < extra <= prior_inputs:
+        # A model without (some of) the frozen priors' condition channels (semantic, depth): they are the last
+        # inputs of conv_in; give them zero weights, so the new model starts as exactly the old one and learns
+        # to use them.
         w = tensors["conv_in.weight"]
         tensors["conv_in.weight"] = torch.cat([w, w.new_zeros((w.shape[0], extra) + tuple(w.shape[2:]))], 1)
-        print(f"--init-from: conv_in gets {extra} zero-initialised semantic condition inputs", flush=True)
+        print(f"--init-from: conv_in gets {extra} zero-initialised prior condition inputs", flush=True)
     bad = [k for k in wanted if tensors[k].shape != own[k].shape]
     if bad:
         raise ValueError(f"--init-from {path} has other shapes (another preset?), e.g. {bad[0]}: "

@@ -115,6 +115,39 @@ def estimate_inverse_depth(image: np.ndarray, device: str = "cpu", keep_aspect: 
     return out
 
 
+CONDITION_SIZE = (256, 192)       # (w, h) network input of the denoiser's depth condition (one size: cost)
+
+
+def condition_inverse_depth(image, size: tuple[int, int] = CONDITION_SIZE):
+    """(B, 3, H, W) torch RGB in [0, 1] -> (B, 1, H, W) inverse depth in [0, 1] per picture (1 = nearest): the
+    denoiser's depth condition (MotionConfig.depth_condition).
+
+    Cheaper than `estimate_inverse_depth` (one network size, 0.34x the trained area's 0.12 s instead of four
+    sizes' ~1 s a picture on one CPU core: training computes it for every picture it sees), the same sign, the
+    same test-time flip. The flip average makes it mirror-equivariant: the map of a mirrored picture is the
+    mirrored map (what lets training compute it once for a picture and its mirror image)."""
+    import torch
+    import torch.nn.functional as F
+
+    from . import pydnet
+
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"depth condition: expected (B, 3, H, W), got {tuple(image.shape)}")
+    h, w = image.shape[-2:]
+    net = pydnet.load().to(image.device)
+    x = F.interpolate(image.float(), size=size[::-1], mode="area" if h >= size[1] else "bilinear")
+    with torch.no_grad():
+        out = 0.5 * (pydnet.predict(x, net) + pydnet.predict(x.flip(-1), net).flip(-1))
+    peak = out.flatten(1).amax(1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    inv = 1.0 / torch.maximum(out, peak * 1e-3)
+    # relative only (unknown scale and offset): each picture to [0, 1] between its 0.5 and 99.5 percentiles
+    flat = inv.flatten(1)
+    lo = torch.quantile(flat, 0.005, dim=1).view(-1, 1, 1, 1)
+    hi = torch.quantile(flat, 0.995, dim=1).view(-1, 1, 1, 1)
+    inv = ((inv - lo) / (hi - lo).clamp_min(1e-6)).clamp(0.0, 1.0)
+    return F.interpolate(inv, size=(h, w), mode="bilinear", align_corners=False).to(image.dtype)
+
+
 def write_depth_exr(path, depth: np.ndarray) -> None:
     """float32 (H, W) -> a float32 ZIP EXR with R = G = B = depth (any viewer or Blender reads it), atomically."""
     import os
