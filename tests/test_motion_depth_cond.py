@@ -1,4 +1,5 @@
-"""mobilePyDNet inverse depth as an extra denoiser condition (config `depth_condition`; off in the shipped model)."""
+"""mobilePyDNet inverse depth as an extra denoiser condition (config `depth_condition`: off in the `tiny` preset, on in
+the shipped weights since session 19)."""
 from __future__ import annotations
 
 import pytest
@@ -100,3 +101,17 @@ def test_train_and_predict_with_depth_condition_through_the_cli(tmp_path):
     img = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
     pred = model.predict(img, steps=1)
     assert np.isfinite(pred.spectral).all()
+
+
+
+def test_shipped_weights_are_conditioned_on_depth():
+    """The shipped default (session 19) was trained with the depth input: it loads with it (strictly) and uses it."""
+    from pathlib import Path
+
+    from backend.motion.predictor import MotionPredictor
+    model = MotionPredictor.load(Path(__file__).resolve().parents[1] / "backend/weights/default", device="cpu")
+    unet = model.pipeline.unet
+    assert unet.config.depth_condition is True
+    assert unet.conv_in.in_channels == model.config.latent_channels + 3 + model.config.cond_channels + 1
+    # the depth input's weights were learned (they start at zero: an unused input would still be zero)
+    assert float(unet.conv_in.weight[:, -1].abs().max()) > 1e-4
