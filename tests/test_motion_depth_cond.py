@@ -75,33 +75,11 @@ def test_depth_maps_are_remembered_with_their_mirror_image():
 
 def test_train_and_predict_with_depth_condition_through_the_cli(tmp_path):
     """gid train vae --set depth_condition=true then ldm: the condition flows through training and predict."""
-    import shutil
-
-    import cv2
-    import numpy as np
-
-    from backend.cli import main
-    from backend.motion.predictor import MotionPredictor
-    from tests.motion_fixtures import write_dataset
-    from tests.test_motion_semantic_cond import FRAME
-    from tests.test_motion_train import SET
-    data = write_dataset(tmp_path / "data", 8, size=(64, 32))
-    run = tmp_path / "run"
-    common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4", "--holdout-every", "4"]
-    assert main(["train", "vae", *common, "--steps", "1", "--batch", "4", "--eval-every", "1", "--set", *SET,
-                 "depth_condition=true"]) == 0
-    assert main(["train", "ldm", *common, "--steps", "1", "--batch", "4", "--eval-every", "1",
-                 "--sample-steps", "1"]) == 0
-    ckpt = tmp_path / "ckpt"
-    shutil.copytree(run / "vae", ckpt / "vae")
-    shutil.copytree(run / "ldm", ckpt / "ldm")
-    model = MotionPredictor.load(ckpt, device="cpu")
+    from tests.test_motion_semantic_cond import predict_frame, train_conditioned_checkpoint
+    model = train_conditioned_checkpoint(tmp_path, "depth_condition=true")
     assert model.pipeline.unet.config.depth_condition is True
     assert model.pipeline.unet.conv_in.in_channels == model.config.latent_channels + 3 + model.config.cond_channels + 1
-    img = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
-    pred = model.predict(img, steps=1)
-    assert np.isfinite(pred.spectral).all()
-
+    predict_frame(model)
 
 
 def test_shipped_weights_are_conditioned_on_depth():

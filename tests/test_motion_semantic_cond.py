@@ -81,8 +81,8 @@ def test_unknown_semantic_class_is_rejected():
         get_preset("tiny").replace(semantic_classes=("palm tree",))
 
 
-def test_train_and_predict_with_semantic_condition_through_the_cli(tmp_path):
-    """gid train vae --set semantic_classes=... then ldm: the condition flows through training and predict."""
+def train_conditioned_checkpoint(tmp_path, setting: str):
+    """gid train vae --set SETTING then ldm, one step each on a tiny dataset -> the checkpoint, loaded."""
     import shutil
     from backend.cli import main
     from backend.motion.predictor import MotionPredictor
@@ -92,14 +92,23 @@ def test_train_and_predict_with_semantic_condition_through_the_cli(tmp_path):
     run = tmp_path / "run"
     common = ["--data", str(data), "--out", str(run), "--threads", "1", "--min-samples", "4", "--holdout-every", "4"]
     assert main(["train", "vae", *common, "--steps", "1", "--batch", "4", "--eval-every", "1", "--set", *SET,
-                 'semantic_classes=["vegetation","sky"]']) == 0
+                 setting]) == 0
     assert main(["train", "ldm", *common, "--steps", "1", "--batch", "4", "--eval-every", "1",
                  "--sample-steps", "1"]) == 0
     ckpt = tmp_path / "ckpt"
     shutil.copytree(run / "vae", ckpt / "vae")
     shutil.copytree(run / "ldm", ckpt / "ldm")
-    model = MotionPredictor.load(ckpt, device="cpu")
-    assert model.pipeline.unet.config.semantic_classes == ("vegetation", "sky")
+    return MotionPredictor.load(ckpt, device="cpu")
+
+
+def predict_frame(model) -> None:
+    """One 1-step predict of the test frame: finite motion."""
     img = cv2.cvtColor(cv2.imread(str(FRAME)), cv2.COLOR_BGR2RGB)
-    pred = model.predict(img, steps=1)
-    assert np.isfinite(pred.spectral).all()
+    assert np.isfinite(model.predict(img, steps=1).spectral).all()
+
+
+def test_train_and_predict_with_semantic_condition_through_the_cli(tmp_path):
+    """gid train vae --set semantic_classes=... then ldm: the condition flows through training and predict."""
+    model = train_conditioned_checkpoint(tmp_path, 'semantic_classes=["vegetation","sky"]')
+    assert model.pipeline.unet.config.semantic_classes == ("vegetation", "sky")
+    predict_frame(model)
