@@ -18,7 +18,11 @@
 # (`gid data synth --photo-texture`, backend/data/photo_texture.py: patches cut from the real training windows,
 # moving ones over the moving pixels, still ones elsewhere; the motion unchanged) and gives them half the weight
 # of the synthetic scenes.
-# DEPTH=1 (environment, session 18) adds the mobilePyDNet inverse-depth condition (MotionConfig.depth_condition).
+# DEPTH=1 (environment, session 18; the default since the shipped weights of session 19 have it) gives the denoiser
+# the mobilePyDNet inverse-depth condition (MotionConfig.depth_condition); DEPTH=0 trains without it, which needs an
+# INIT checkpoint trained without it too (the shipped U-Net's conv_in has the depth input).
+# The shipped weights of session 19: PHOTO_TEXTURE=1 bash scripts/train_real_calibrated.sh RUN 42 7 0 0 1
+# (at 1 thread beside another run of the same length on the 2 cores).
 # PHOTOMETRIC=P (environment, session 14) jitters the colours of that share of conditioning pictures
 # (`--photometric`, backend/motion/photometric.py); INIT=DIR starts both stages from another checkpoint's ldm/
 # (default: the shipped one), e.g. to fine-tune a finished run further.
@@ -42,7 +46,7 @@ source scripts/real_photo_data.sh
 mkdir -p "$RUN"
 if [ ! -d "$RUN/vae" ]; then
     cp -r backend/weights/default/vae "$RUN/vae"
-    $PY - "$RUN" "$SEMANTIC" "${DEPTH:-0}" <<'PY'
+    $PY - "$RUN" "$SEMANTIC" "${DEPTH:-1}" <<'PY'
 import json, sys
 run, semantic, depth = sys.argv[1], sys.argv[2] == "1", sys.argv[3] == "1"
 d = json.load(open("runs/norm_calibrated.json"))
@@ -50,8 +54,7 @@ json.dump({"scales": d["scales"], "percentile": d["percentile"]}, open(f"{run}/v
 c = json.load(open(f"{run}/vae/config.json"))
 if semantic:
     c["semantic_classes"] = ["vegetation", "terrain", "sky"]
-if depth:
-    c["depth_condition"] = True
+c["depth_condition"] = depth
 json.dump(c, open(f"{run}/vae/config.json", "w"), indent=2)
 PY
 fi

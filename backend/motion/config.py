@@ -43,7 +43,8 @@ class MotionConfig:
     semantic_classes: tuple[str, ...] = ()
     semantic_input: tuple[int, int] = (256, 160)
     # mobilePyDNet inverse depth (per picture in [0, 1], backend/priors/depth.condition_inverse_depth) as one more
-    # condition channel after the semantic ones (issue 20); False = off (the shipped model). Frozen, not trained.
+    # condition channel after the semantic ones (issue 20); off in this preset, on in the shipped weights (session
+    # 19). Frozen, not trained.
     depth_condition: bool = False
     freq_attention_heads: int = 4
     freq_attention_levels: tuple[int, ...] = (0, 1, 2)   # U-Net levels that get attention across K in stage 2

@@ -55,22 +55,33 @@ class ImageEncoder(torch.nn.Module):
         self._depth_memo: collections.OrderedDict[bytes, torch.Tensor] = collections.OrderedDict()
         self.out_channels = 3 + config.cond_channels + len(self.semantic_classes) + int(self.depth_condition)
 
-    SEMANTIC_MEMO_SIZE = 16384            # pictures (about 8 KB each at 128x80: 130 MB at most)
+    MEMO_SIZE = 16384            # pictures per memo (about 8 KB each at 128x80: 130 MB at most)
+
+    def _remembered(self, memo: collections.OrderedDict, image: torch.Tensor, compute,
+                    mirror_equivariant: bool = False) -> torch.Tensor:
+        """compute(image) per picture, looked up in `memo` by a hash of its pixels (least recently used dropped
+        beyond MEMO_SIZE); where the map of a mirrored picture is the mirrored map, the mirror image (half of what
+        training shows) is remembered with it."""
+        def key(im: torch.Tensor) -> bytes:
+            return hashlib.blake2b(im.detach().cpu().numpy().tobytes(), digest_size=16).digest()
+
+        keys = [key(im) for im in image]
+        missing = [i for i, k in enumerate(keys) if k not in memo]
+        if missing:
+            for i, m in zip(missing, compute(image[missing])):
+                memo[keys[i]] = m = m.detach().cpu()
+                if mirror_equivariant:
+                    memo.setdefault(key(image[i].flip(-1)), m.flip(-1))
+            while len(memo) > self.MEMO_SIZE:
+                memo.popitem(last=False)
+        for k in keys:
+            memo.move_to_end(k)
+        return torch.stack([memo[k] for k in keys]).to(image.device, image.dtype)
 
     def semantic_maps(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, len(semantic_classes), H/f, W/f) ESPNet class probabilities,
-        remembered per picture (by a hash of its pixels) for the next call."""
-        keys = [hashlib.blake2b(im.detach().cpu().numpy().tobytes(), digest_size=16).digest() for im in image]
-        missing = [i for i, key in enumerate(keys) if key not in self._semantic_memo]
-        if missing:
-            maps = self._semantic_maps_uncached(image[missing])
-            for i, m in zip(missing, maps):
-                self._semantic_memo[keys[i]] = m.detach().cpu()
-            while len(self._semantic_memo) > self.SEMANTIC_MEMO_SIZE:
-                self._semantic_memo.popitem(last=False)
-        for key in keys:
-            self._semantic_memo.move_to_end(key)
-        return torch.stack([self._semantic_memo[key] for key in keys]).to(image.device, image.dtype)
+        remembered per picture for the next call."""
+        return self._remembered(self._semantic_memo, image, self._semantic_maps_uncached)
 
     def _semantic_maps_uncached(self, image: torch.Tensor) -> torch.Tensor:
         """`semantic_maps` without the memo: ESPNet run on every picture of the batch."""
@@ -96,27 +107,12 @@ class ImageEncoder(torch.nn.Module):
 
     def depth_maps(self, image: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, 1, H/f, W/f) inverse depth in [0, 1] (1 = nearest), remembered per
-        picture. The map is mirror-equivariant (condition_inverse_depth), so a picture's mirror image (half of
-        what training shows) is remembered with it."""
+        picture with its mirror image (condition_inverse_depth is mirror-equivariant)."""
         from backend.priors.depth import condition_inverse_depth
-
-        def key(im: torch.Tensor) -> bytes:
-            return hashlib.blake2b(im.detach().cpu().numpy().tobytes(), digest_size=16).digest()
-
-        keys = [key(im) for im in image]
-        missing = [i for i, k in enumerate(keys) if k not in self._depth_memo]
-        if missing:
-            h, w = image.shape[-2] // self.factor, image.shape[-1] // self.factor
-            maps = F.adaptive_avg_pool2d(condition_inverse_depth(image[missing]), (h, w))
-            for i, m in zip(missing, maps):
-                m = m.detach().cpu()
-                self._depth_memo[keys[i]] = m
-                self._depth_memo.setdefault(key(image[i].flip(-1)), m.flip(-1))
-            while len(self._depth_memo) > self.SEMANTIC_MEMO_SIZE:
-                self._depth_memo.popitem(last=False)
-        for k in keys:
-            self._depth_memo.move_to_end(k)
-        return torch.stack([self._depth_memo[k] for k in keys]).to(image.device, image.dtype)
+        h, w = image.shape[-2] // self.factor, image.shape[-1] // self.factor
+        return self._remembered(self._depth_memo, image,
+                                lambda x: F.adaptive_avg_pool2d(condition_inverse_depth(x), (h, w)),
+                                mirror_equivariant=True)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         small = F.avg_pool2d(image, self.factor) * 2 - 1
