@@ -35,9 +35,14 @@ def describe(device: torch.device) -> str:
 
 
 def autocast_dtype(device: torch.device):
-    """Mixed precision on CUDA (bf16 where supported, else fp16); full fp32 on the CPU."""
-    if device.type != "cuda":
+    """Mixed precision on CUDA (bf16 where supported, else fp16); full fp32 on the CPU. GID_AUTOCAST=bf16 asks for
+    bf16 on the CPU too (how the GPU's mixed-precision path is tested on a machine without one); GID_AUTOCAST=off
+    turns it off on CUDA (a fallback should a model misbehave in reduced precision)."""
+    forced = os.environ.get("GID_AUTOCAST", "")
+    if forced == "off":
         return None
+    if device.type != "cuda":
+        return torch.bfloat16 if forced == "bf16" else None
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 

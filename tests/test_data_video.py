@@ -97,3 +97,28 @@ def test_run_from_video_29fps_loop(tmp_path):
     assert again["made"] == 0 and again["dropped"] == 0   # resumable
     with pytest.raises(FileNotFoundError):
         run_from_video([tmp_path / "missing.mp4"], out, size=(64, 40), log=lambda m: None)
+
+
+def test_run_from_video_workers_make_the_same_samples(tmp_path):
+    """`workers=2` extracts two videos in two processes: the same files, numbers and windows.json as one."""
+    videos = []
+    for seed in (900011, 900012):
+        frames = generate(seed, SynthConfig(size=(64, 40), frames=60))["frames"]
+        video = tmp_path / f"clip_{seed}.mp4"
+        writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 40))
+        for f in frames:
+            writer.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        writer.release()
+        videos.append(video)
+    kw = dict(size=(64, 40), window=60, stride=30, wrap=True, log=lambda m: None)
+    one = run_from_video(videos, tmp_path / "one", **kw)
+    two = run_from_video(videos, tmp_path / "two", workers=2, **kw)
+    assert one["made"] == two["made"] >= 2 and one["dropped"] == two["dropped"]
+    names = [p.name for p in list_samples(tmp_path / "one")]
+    assert names == [p.name for p in list_samples(tmp_path / "two")]
+    assert any(n.startswith("sample_01") for n in names)          # the second video's numbers
+    for a, b in zip(list_samples(tmp_path / "one"), list_samples(tmp_path / "two")):
+        np.testing.assert_array_equal(load_sample(a)["spectral"], load_sample(b)["spectral"])
+    drop = lambda p: {k: {f: v for f, v in e.items() if f != "seconds"}
+                      for k, e in json.loads((p / "windows.json").read_text()).items()}
+    assert drop(tmp_path / "one") == drop(tmp_path / "two")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -253,3 +254,63 @@ def test_latent_cache_takes_folders_in_turn(tmp_path, capsys):
         c.scan()                                                   # a second scan adds the rest, nothing twice
         split[which] = c.folder_counts()
     assert split["train"] == [6, 2, 6] and split["val"] == [3, 0, 3]   # every 3rd file of each folder held out
+
+
+def test_latent_cache_reads_ahead_in_threads_with_the_same_result(tmp_path):
+    """The scan reads and resamples files in up to 8 threads (the torch thread count) ahead of the encoder: the
+    same samples in the same order at 1 and 4 threads, a corrupt file skipped and not retried, and the disk
+    cache of one scan read back by the next."""
+    import torch
+
+    from backend.motion.train_ldm import LatentCache
+    from backend.motion.vae import SpectralVAE
+    from shared.spectral import NormStats
+    from tests.test_motion_model import small_config
+    cfg = small_config()
+    vae = SpectralVAE(cfg).eval().requires_grad_(False)
+    stats = NormStats(np.ones(cfg.K, np.float32), 95.0)
+    folders = [str(write_dataset(tmp_path / name, n, seed=s, size=(32, 16))) for name, n, s in (("a", 7, 1), ("b", 5, 2))]
+    (Path(folders[1]) / "sample_000002.npz").write_bytes(b"not an npz")
+    threads = torch.get_num_threads()
+    caches = {}
+    try:
+        for n in (1, 4):
+            torch.set_num_threads(n)
+            c = LatentCache(folders, vae, cfg, stats, max_samples=100, holdout_every=0, split="train",
+                            device=torch.device("cpu"), disk_cache=tmp_path / f"disk{n}")
+            assert c.scan(limit=5) == 5 and c.scan() == 6 and c.scan() == 0   # 12 files, one corrupt
+            caches[n] = c
+        again = LatentCache(folders, vae, cfg, stats, max_samples=100, holdout_every=0, split="train",
+                            device=torch.device("cpu"), disk_cache=tmp_path / "disk4")
+        again.cached_only = True
+        assert again.scan() == 11
+    finally:
+        torch.set_num_threads(threads)
+    assert caches[1].folder_of == caches[4].folder_of == again.folder_of
+    for c in (caches[4], again):
+        for x, y in zip(caches[1].latents, c.latents):
+            np.testing.assert_allclose(x.astype(np.float32), y.astype(np.float32), atol=1e-3)
+        assert all(np.array_equal(x, y) for x, y in zip(caches[1].images, c.images))
+
+
+def test_mixed_precision_training_on_cpu(tmp_path, monkeypatch):
+    """GID_AUTOCAST=bf16 runs the GPU's mixed-precision training path on the CPU (torch.autocast in bf16), with the
+    depth condition (its quantiles need float32 inside autocast): all three stages train to finite losses.
+    GID_AUTOCAST=off turns autocast off (the GPU recipe's fallback)."""
+    import torch
+
+    from backend.device import autocast_dtype
+    monkeypatch.setenv("GID_AUTOCAST", "off")
+    assert autocast_dtype(torch.device("cpu")) is None and autocast_dtype(torch.device("cuda")) is None
+    monkeypatch.setenv("GID_AUTOCAST", "bf16")
+    assert autocast_dtype(torch.device("cpu")) == torch.bfloat16
+    data = write_dataset(tmp_path / "data", 8, size=(64, 32))
+    common = ["--data", str(data), "--out", str(tmp_path / "run"), "--threads", "1", "--min-samples", "4",
+              "--holdout-every", "4"]
+    assert main(["train", "vae", *common, "--steps", "1", "--batch", "4", "--set", *SET, "depth_condition=true"]) == 0
+    assert main(["train", "ldm", *common, "--steps", "2", "--batch", "4", "--eval-every", "2", "--sample-steps", "1"]) == 0
+    assert main(["train", "ldm-freq", *common, "--steps", "1", "--batch", "1", "--eval-every", "1",
+                 "--sample-steps", "1"]) == 0
+    for stage in ("ldm", "ldm_freq"):
+        record = json.loads((tmp_path / "run" / stage / "log.jsonl").read_text().splitlines()[-1])
+        assert np.isfinite(record["val_loss"]) and np.isfinite(record["train_loss"]), record

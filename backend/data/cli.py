@@ -50,6 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--stride", type=int, default=10, help="a window starts every STRIDE frames")
     p.add_argument("--fps", type=float, default=30.0, help="resample videos to this frame rate")
     p.add_argument("--full", action="store_true", help="also store frames and motion")
+    p.add_argument("--workers", type=int, default=1, help="videos extracted at once (one process each)")
     p.add_argument("--wrap", action="store_true",
                    help="the videos are seamless loops: windows start over the whole clip and wrap around")
     p.add_argument("--eulerian", action="store_true",
@@ -103,7 +104,7 @@ def _from_video(args) -> int:
     if args.eulerian:
         return _eulerian_from_video(args)
     run_from_video(args.videos, args.out, size=args.size, window=args.window, stride=args.stride, fps=args.fps,
-                   full=args.full, wrap=args.wrap, log=lambda m: print(m, flush=True))
+                   full=args.full, wrap=args.wrap, log=lambda m: print(m, flush=True), workers=args.workers)
     return 0
 
 

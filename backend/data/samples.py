@@ -78,7 +78,12 @@ def _mmap_member(path: Path, key: str) -> np.ndarray:
             data_start = info.header_offset + 30 + name_len + extra_len
             raw.seek(data_start)
             version = npformat.read_magic(raw)
-            shape, fortran, dtype = npformat._read_array_header(raw, version)
+            # the public readers (numpy 1 and 2); format 3.0 (utf-8 field names) is read whole instead
+            header = {(1, 0): npformat.read_array_header_1_0, (2, 0): npformat.read_array_header_2_0}.get(version)
+            if header is None:
+                with np.load(path, allow_pickle=False) as z:
+                    return z[key]
+            shape, fortran, dtype = header(raw)
             if dtype.hasobject:
                 raise ValueError(f"{path}:{key} holds Python objects; refusing to load")
             offset = raw.tell()

@@ -117,9 +117,46 @@ def process_window(frames: np.ndarray, vfps: float, cfg: VideoConfig, flow_cfg: 
     return out, None, stats
 
 
+def _video_windows(vi: int, video, cfg: VideoConfig, folder: Path, record: dict) -> list[tuple[str, dict, str]]:
+    """Every window of video number `vi` not yet made or dropped -> [(key, windows.json entry, log line)]; writes
+    the samples. One video per call, so that workers each take whole videos (a video is read once)."""
+    frames, vfps = read_video(video, cfg.size)
+    L = len(frames)
+    n = int(round(cfg.window * vfps / cfg.fps))
+    starts = window_starts(L, n, cfg.stride, cfg.wrap)
+    if L > 10000:
+        raise ValueError(f"{video}: {L} frames; sample numbering allows at most 10000 per video")
+    done = []
+    if not cfg.wrap and L < n:
+        done.append(("", {}, f"from-video: {video}: {L} frames < window {n}: one window of {L} frames"))
+        n = L
+    for s in starts:
+        idx = vi * 10000 + s          # by start frame: reruns with another stride reuse windows
+        key = f"{idx:06d}"
+        path = sample_path(folder, idx)
+        if path.exists() or record.get(key, {}).get("dropped"):
+            continue
+        sel = np.arange(s, s + n) % L
+        t0 = time.perf_counter()
+        sample, reason, stats = process_window(frames[sel], vfps, cfg)
+        entry = {"video": str(video), "start": int(s), "frames": int(n), "video_fps": vfps, **stats,
+                 "seconds": round(time.perf_counter() - t0, 2)}
+        if reason:
+            entry["dropped"] = reason
+            line = f"from-video: {Path(video).name} start {s}: dropped: {reason}"
+        else:
+            write_npz_atomic(path, sample)
+            line = (f"from-video: {Path(video).name} start {s} -> {path.name} (valid {stats['valid']:.0%}, "
+                    f"mean {stats['mean_px']:.2f} px, {entry['seconds']} s)")
+        done.append((key, entry, line))
+    return done
+
+
 def run_from_video(videos, out, size=(256, 160), window=150, stride=10, fps=30.0, wrap=False, full=False,
-                   log=print) -> dict:
-    """Write DIR/sample_%06d.npz (index = 10000 * video number + start frame) and DIR/windows.json."""
+                   log=print, workers: int = 1) -> dict:
+    """Write DIR/sample_%06d.npz (index = 10000 * video number + start frame) and DIR/windows.json.
+    `workers` > 1 extracts that many videos at once in worker processes (the flow of a window is single-core
+    work: 16 clips on 16 cores take the time of one); the samples are the same either way."""
     cfg = VideoConfig(size=tuple(size), window=window, stride=stride, fps=fps, wrap=wrap, full=full)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
@@ -127,38 +164,29 @@ def run_from_video(videos, out, size=(256, 160), window=150, stride=10, fps=30.0
     record = json.loads(index_path.read_text()) if index_path.exists() else {}
     t_start = time.perf_counter()
     made = dropped = 0
-    for vi, video in enumerate(videos):
-        frames, vfps = read_video(video, cfg.size)
-        L = len(frames)
-        n = int(round(cfg.window * vfps / cfg.fps))
-        starts = window_starts(L, n, cfg.stride, cfg.wrap)
-        if L > 10000:
-            raise ValueError(f"{video}: {L} frames; sample numbering allows at most 10000 per video")
-        if not cfg.wrap and L < n:
-            log(f"from-video: {video}: {L} frames < window {n}: one window of {L} frames")
-            n = L
-        for s in starts:
-            idx = vi * 10000 + s          # by start frame: reruns with another stride reuse windows
-            key = f"{idx:06d}"
-            path = sample_path(folder, idx)
-            if path.exists() or record.get(key, {}).get("dropped"):
+
+    def keep(results: list[tuple[str, dict, str]]) -> None:
+        nonlocal made, dropped
+        for key, entry, line in results:
+            log(line)
+            if not key:
                 continue
-            sel = np.arange(s, s + n) % L
-            t0 = time.perf_counter()
-            sample, reason, stats = process_window(frames[sel], vfps, cfg)
-            entry = {"video": str(video), "start": int(s), "frames": int(n), "video_fps": vfps, **stats,
-                     "seconds": round(time.perf_counter() - t0, 2)}
-            if reason:
-                dropped += 1
-                entry["dropped"] = reason
-                log(f"from-video: {Path(video).name} start {s}: dropped: {reason}")
-            else:
-                write_npz_atomic(path, sample)
-                made += 1
-                log(f"from-video: {Path(video).name} start {s} -> {path.name} (valid {stats['valid']:.0%}, "
-                    f"mean {stats['mean_px']:.2f} px, {entry['seconds']} s)")
+            dropped += "dropped" in entry
+            made += "dropped" not in entry
             record[key] = entry
-            _write_json_atomic(index_path, record)
+        _write_json_atomic(index_path, record)       # after each video: an interrupted run resumes
+
+    if workers > 1 and len(videos) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        # spawn, not fork: OpenCV's thread pool does not survive a fork
+        with ProcessPoolExecutor(min(workers, len(videos)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(_video_windows, vi, video, cfg, folder, record) for vi, video in enumerate(videos)]
+            for future in futures:
+                keep(future.result())
+    else:
+        for vi, video in enumerate(videos):
+            keep(_video_windows(vi, video, cfg, folder, record))
     el = time.perf_counter() - t_start
     rate = (made + dropped) / el * 60 if el > 0 else 0.0
     log(f"from-video: {made} samples, {dropped} dropped in {el:.0f} s ({rate:.2f} windows/min)")

@@ -10,6 +10,8 @@ log.jsonl, samples/*.png (true vs predicted motion-energy maps of validation ima
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import copy
 import json
 import time
@@ -88,44 +90,66 @@ class LatentCache:
         """Load up to `limit` new samples (all when None; encoded, or read from disk_cache), one file from each
         folder in turn, so that max_samples holds every folder. Filled folder by folder, a large folder (3,000
         synthetic scenes) crowds out every folder listed after it, and `pick` then gives their weights to the
-        others without a word: session 13 found a run whose last two folders never entered the cache."""
+        others without a word: session 13 found a run whose last two folders never entered the cache.
+        Files are read and resampled by `load_threads` threads ahead of the encoder (the torch thread count, at
+        most 8: a GPU run's scan of thousands of 10 MB files is otherwise bound by one core); the result and
+        its order are the same at any thread count."""
         added = 0
-        for fi, i, p in folders_in_turn(self.folders):
-            if len(self.images) >= self.max_samples or (limit is not None and added >= limit):
-                return added
-            if p in self._seen or not self._wanted(i):
-                continue
-            self._seen.add(p)
-            cached = self._cache_path(p, fi)
-            if self.cached_only and (cached is None or not cached.is_file()):
-                self._seen.discard(p)
-                continue
-            if cached is not None and cached.is_file() and self.split == "train":
-                with np.load(cached, allow_pickle=False) as z:
-                    self.images.append(z["images"])
-                    self.latents.append(z["latents"])
-                self.folder_of.append(fi)
-                added += 1
-                continue
+        candidates = ((fi, p) for fi, i, p in folders_in_turn(self.folders)
+                      if p not in self._seen and self._wanted(i)
+                      and not (self.cached_only and not self._cached_file(p, fi)))
+        threads = max(1, min(8, torch.get_num_threads()))
+        pending: collections.deque = collections.deque()
+        with concurrent.futures.ThreadPoolExecutor(threads) as pool:
             try:
-                image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
-            except (OSError, ValueError, KeyError) as exc:
-                print(f"latent cache: skipping {p}: {exc}", flush=True)
-                continue
-            image_m, spectral_m = hflip(image, spectral)
-            x = torch.from_numpy(np.concatenate([normalize(spectral, self.stats),
-                                                 normalize(spectral_m, self.stats)])).to(self.device)
-            z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
-            self.images.append(np.stack([image, image_m]))
-            self.latents.append(z.cpu().numpy().astype(np.float16))
-            if cached is not None:
-                images, latents = self.images[-1], self.latents[-1]
-                common._atomic(cached, lambda tmp: _savez(tmp, images=images, latents=latents))
-            self.folder_of.append(fi)
-            if self.split == "val":
-                self.spectral.append(spectral)
-            added += 1
-        return added
+                while True:
+                    while len(pending) < 2 * threads and (item := next(candidates, None)) is not None:
+                        pending.append((item, pool.submit(self._read, *item)))
+                    if not pending or len(self.images) >= self.max_samples or (limit is not None and added >= limit):
+                        return added
+                    (fi, p), future = pending.popleft()
+                    self._seen.add(p)
+                    try:
+                        kind, a, b = future.result()
+                    except (OSError, ValueError, KeyError) as exc:
+                        print(f"latent cache: skipping {p}: {exc}", flush=True)
+                        continue
+                    if kind == "cached":
+                        self.images.append(a)
+                        self.latents.append(b)
+                    else:
+                        self._encode(p, fi, a, b)
+                    self.folder_of.append(fi)
+                    added += 1
+            finally:
+                for _, future in pending:
+                    future.cancel()
+
+    def _cached_file(self, p: Path, fi: int) -> bool:
+        cached = self._cache_path(p, fi)
+        return cached is not None and cached.is_file()
+
+    def _read(self, fi: int, p: Path) -> tuple[str, np.ndarray, np.ndarray]:
+        """A worker thread's part: ("cached", images, latents) from disk_cache, or ("raw", image, spectral)."""
+        if self.split == "train" and self._cached_file(p, fi):
+            with np.load(self._cache_path(p, fi), allow_pickle=False) as z:
+                return "cached", z["images"], z["latents"]
+        image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
+        return "raw", image, spectral
+
+    def _encode(self, p: Path, fi: int, image: np.ndarray, spectral: np.ndarray) -> None:
+        image_m, spectral_m = hflip(image, spectral)
+        x = torch.from_numpy(np.concatenate([normalize(spectral, self.stats),
+                                             normalize(spectral_m, self.stats)])).to(self.device)
+        z = self.vae.encode(x).view(2, self.cfg.K, *self.vae_latent_shape())
+        self.images.append(np.stack([image, image_m]))
+        self.latents.append(z.cpu().numpy().astype(np.float16))
+        cached = self._cache_path(p, fi)
+        if cached is not None:
+            images, latents = self.images[-1], self.latents[-1]
+            common._atomic(cached, lambda tmp: _savez(tmp, images=images, latents=latents))
+        if self.split == "val":
+            self.spectral.append(spectral)
 
     def folder_counts(self) -> list[int]:
         """Samples held per folder (in the order of `folders`)."""

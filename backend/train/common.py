@@ -192,7 +192,7 @@ def autocast(device: torch.device):
     dtype = autocast_dtype(device)
     if dtype is None:
         return torch.autocast("cpu", enabled=False)
-    return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast(device.type, dtype=dtype)
 
 
 def make_scaler(device: torch.device):
