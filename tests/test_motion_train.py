@@ -246,6 +246,9 @@ def test_latent_cache_takes_folders_in_turn(tmp_path, capsys):
     rng = np.random.default_rng(0)
     picked = [capped.folder_of[capped.pick(rng, [0.5, 0.3, 0.2])] for _ in range(400)]
     assert 0.1 < picked.count(2) / 400 < 0.3                       # the last folder gets its weight
+    many = np.asarray(capped.folder_of)[capped.pick(rng, [0.5, 0.3, 0.2], 4000)]    # drawn as one array
+    assert np.allclose(np.bincount(many, minlength=3) / 4000, [0.5, 0.3, 0.2], atol=0.03)
+    assert set(capped.pick(rng, None, 50)) <= set(range(6))
     split = {}
     for which in ("train", "val"):
         c = LatentCache([str(f) for f in folders], vae, cfg, stats, max_samples=100, holdout_every=3, split=which,

@@ -167,14 +167,22 @@ class LatentCache:
     def __len__(self) -> int:
         return len(self.images)
 
-    def pick(self, rng: np.random.Generator, weights: list[float] | None) -> int:
+    def pick(self, rng: np.random.Generator, weights: list[float] | None, n: int | None = None):
+        """A random sample index (n None) or n of them: a folder by `weights` (among the folders present), then
+        a sample of it. Drawn as arrays: a GPU step of 256 picks one by one took 80 ms of Python."""
         if weights is None:
-            return int(rng.integers(len(self)))
+            return int(rng.integers(len(self))) if n is None else rng.integers(len(self), size=n)
         folder_of = np.asarray(self.folder_of)
         present = [f for f in range(len(self.folders)) if np.any(folder_of == f)]
         w = np.array([weights[f] for f in present], float)
-        f = present[rng.choice(len(present), p=w / w.sum())]
-        return int(rng.choice(np.flatnonzero(folder_of == f)))
+        chosen = rng.choice(len(present), size=1 if n is None else n, p=w / w.sum())
+        out = np.empty(len(chosen), int)
+        for j, f in enumerate(present):
+            sel = np.flatnonzero(chosen == j)
+            if len(sel):
+                members = np.flatnonzero(folder_of == f)
+                out[sel] = members[rng.integers(len(members), size=len(sel))]
+        return int(out[0]) if n is None else out
 
 
 def _savez(path: str, **arrays) -> None:
@@ -183,33 +191,29 @@ def _savez(path: str, **arrays) -> None:
 
 
 def image_tensor(images: list[np.ndarray], device: torch.device) -> torch.Tensor:
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div(255).to(device)
+    """uint8 (h, w, 3) pictures -> (N, 3, h, w) float in [0, 1] on `device` (moved as bytes: 4x less to copy)."""
+    return torch.from_numpy(np.stack(images)).to(device).permute(0, 3, 1, 2).float().div(255)
 
 
 def make_batch(cache: LatentCache, stage: int, batch: int, rng: np.random.Generator, weights,
                device: torch.device, photometric: float = 0.0):
     """-> z0 (N, C, h, w), k (N,), images (N, 3, H, W), volume index of each slice (N,). photometric: share
     of pictures colour-jittered (`jitter_pictures`)."""
-    zs, ks, imgs, vol = [], [], [], []
     K = cache.cfg.K
-    for b in range(batch):
-        i, m = cache.pick(rng, weights), int(rng.integers(2))
-        if stage == 1:
-            k = int(rng.integers(K))
-            zs.append(cache.latents[i][m, k])
-            ks.append(k)
-            imgs.append(cache.images[i][m])
-            vol.append(b)
-        else:
-            zs.extend(cache.latents[i][m])
-            ks.extend(range(K))
-            imgs.append(cache.images[i][m])
-            vol.extend([b] * K)
-    z0 = torch.from_numpy(np.stack(zs).astype(np.float32)).to(device)
+    picks, mirrors = cache.pick(rng, weights, batch), rng.integers(2, size=batch)
+    imgs = [cache.images[i][m] for i, m in zip(picks, mirrors)]
+    if stage == 1:
+        ks = rng.integers(K, size=batch)
+        zs = np.stack([cache.latents[i][m, k] for i, m, k in zip(picks, mirrors, ks)])
+        vol = np.arange(batch)
+    else:
+        zs = np.concatenate([cache.latents[i][m] for i, m in zip(picks, mirrors)])
+        ks, vol = np.tile(np.arange(K), batch), np.repeat(np.arange(batch), K)
+    z0 = torch.from_numpy(zs.astype(np.float32)).to(device)
     images = image_tensor(imgs, device)
     if photometric > 0:
         images = jitter_pictures(images, rng, photometric)
-    return z0, torch.tensor(ks, device=device), images, torch.tensor(vol, device=device)
+    return z0, torch.as_tensor(ks, device=device), images, torch.as_tensor(vol, device=device)
 
 
 def diffusion_loss(unet, scheduler, cfg: MotionConfig, z0, k, images, vol, rng_t: torch.Generator):
