@@ -19,6 +19,7 @@ def test_gpu_section_on_cpu(monkeypatch):
         e = data[key]
         assert e["frames"] == 3 and e["plain_fps"] > 0 and e["batched_fps"] > 0 and e["compiled_fps"] > 0
         assert e["amp_max_diff"] == 0            # no autocast on the CPU by default: the same pixels
+        assert e["host_warp_fps"] > 0 and e["warp_equal"] == 1.0   # the CPU warps on the host either way
     assert any("batched" in r["value"] and "frames/s" in r["value"] for r in sec["rows"])
     p = data["predict"]
     assert p.get("status") == "missing" or (p["fp32_s"] > 0 and p["autocast_s"] > 0 and p["steps"] == 2), p

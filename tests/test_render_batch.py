@@ -90,3 +90,17 @@ def test_stream_order_cancel_and_options(scene, renderer):
         br.render(img, spec, FPS, T, TIMES, mode="nope")
     cpu = GpuOptions.for_device(torch.device("cpu"))
     assert cpu.amp is None
+
+
+@pytest.mark.parametrize("mode", ["splat", "ibr"])
+def test_device_warp_through_the_batched_path(scene, renderer, mode):
+    """GpuOptions(device_warp=True) (the CUDA default) warps at full resolution with render/sharp_device.py:
+    the frames of the host warp, but for OpenCV's fixed-point rounding (tests/test_render_sharp_device.py)."""
+    if mode not in modes(renderer):
+        pytest.skip(f"{mode} not available")
+    img, spec = scene
+    host = BatchRenderer(renderer, GpuOptions(batch=3, device_warp=False)).render(img, spec, FPS, T, TIMES, mode=mode)
+    device = BatchRenderer(renderer, GpuOptions(batch=3, device_warp=True)).render(img, spec, FPS, T, TIMES, mode=mode)
+    diff = np.abs(device.astype(int) - host.astype(int))
+    np.testing.assert_array_equal(device[0], img)                   # frame 0: the still, exactly
+    assert (diff == 0).mean() > 0.98 and diff.mean() < 0.05, ((diff == 0).mean(), diff.mean(), diff.max())

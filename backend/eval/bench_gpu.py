@@ -1,7 +1,8 @@
 """`gid bench --device cuda`, section "gpu": what the GPU path (backend/render/batch.py) buys, in one run.
 
 Per size (512x288, 1920x1080, 3840x2160) and mode (splat, ibr): frames/s of the plain `Renderer.render` and of
-the batched path (frames per low-resolution call, autocast, compile), their ratio, the largest pixel
+the batched path (frames per low-resolution call, autocast, compile), their ratio, the batched path with the
+full-resolution warp on the host instead of the device (render/sharp_device.py) and how many pixels agree, the largest pixel
 difference autocast makes against float32 (levels of 255), and the peak GPU memory; optionally (--compile
 BACKEND) the batched path with torch.compile, its first call (compile time) reported apart. Then one predict
 (the model's default steps) in float32 and under autocast. Every number is measured here, side by side, after
@@ -48,6 +49,7 @@ def bench_gpu(device_name: str, quick: bool, checkpoint: str | None = None, comp
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     fast = BatchRenderer(renderer, GpuOptions.for_device(dev))
     exact = BatchRenderer(renderer, dataclasses.replace(fast.options, amp=None))      # the fp32 reference
+    host = BatchRenderer(renderer, dataclasses.replace(fast.options, device_warp=False))   # warp with OpenCV
     compiled = (BatchRenderer(renderer, GpuOptions.for_device(dev, compile=compile_backend))
                 if compile_backend else None)
     spectral = _bench_spectral(*GRID)
@@ -69,9 +71,13 @@ def bench_gpu(device_name: str, quick: bool, checkpoint: str | None = None, comp
             fast.render(*args, times[:1], mode=mode)
             t_plain, _ = _timed(lambda: renderer.render(*args, times, mode=mode), sync)
             t_fast, got = _timed(lambda: fast.render(*args, times, mode=mode), sync)
+            t_host, on_host = _timed(lambda: host.render(*args, times, mode=mode), sync)
             ref = exact.render(*args, times, mode=mode)
             entry = {"frames": n, "plain_fps": n / t_plain, "batched_fps": n / t_fast,
                      "ratio": t_plain / t_fast,
+                     "host_warp_fps": n / t_host, "warp_ratio": t_host / t_fast,
+                     "warp_max_diff": int(np.abs(got.astype(np.int16) - on_host).max()),
+                     "warp_equal": float((got == on_host).mean()),
                      "amp_max_diff": int(np.abs(got.astype(np.int16) - ref).max()),
                      "amp_mean_diff": float(np.abs(got.astype(np.int16) - ref).mean())}
             if compiled is not None:
@@ -86,7 +92,9 @@ def bench_gpu(device_name: str, quick: bool, checkpoint: str | None = None, comp
             mem = f"; peak {entry['peak_gpu_mb'] / 1024:.2f} GB" if cuda else ""
             rows.append(_row(f"{mode} {W}x{H}, {n} frames",
                              f"batched {entry['batched_fps']:.1f} frames/s vs plain {entry['plain_fps']:.1f} "
-                             f"({entry['ratio']:.2f}x); autocast vs fp32 max {entry['amp_max_diff']} levels"
+                             f"({entry['ratio']:.2f}x); host warp {entry['host_warp_fps']:.1f} frames/s "
+                             f"(device warp {entry['warp_ratio']:.2f}x, {entry['warp_equal']:.1%} pixels equal); "
+                             f"autocast vs fp32 max {entry['amp_max_diff']} levels"
                              f"{extra}{mem}"))
     from .evaluate import load_predictor
 

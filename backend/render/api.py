@@ -31,6 +31,8 @@ from ..device import describe, pick_device
 from ..jobs import NULL_CONTEXT, JobContext
 from .preview import mean_motion, splat_metric, splat_preview
 from .sharp import DEFAULT_KERNEL, KERNELS, SharpFrame, gain_table, invert_flow, source_bounds, work_size
+from .sharp_device import KERNELS as DEVICE_KERNELS
+from .sharp_device import DeviceSharpPicture
 
 DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "default" / "render"
 MODES = ("ibr", "splat")
@@ -198,15 +200,19 @@ class Renderer:
 
     def _frames(self, img: np.ndarray, disp_all: np.ndarray, z_grid: torch.Tensor, mode: str, kernel: str,
                 gain: bool, ctx: JobContext, per_batch: int | None = None, model=None,
-                autocast=contextlib.nullcontext):
+                autocast=contextlib.nullcontext, device_warp: bool | None = None):
         """The sharp full-resolution path (render.sharp): motion inverted and the fill (splat preview or IBR
         network) made at low resolution, `per_batch` frames per call (default: what bounds memory on a CPU),
         the network (`model`, default this renderer's) under `autocast()`; the picture backward-warped row tile
-        by row tile on the host."""
+        by row tile on the host, or with `device_warp` on the device (render.sharp_device; default: on CUDA,
+        where the host warp was the whole frame time at 4K)."""
         dev = self.device
         n = len(disp_all)
         (h, w), metric, small_t, bounds, gains, net = self._sharp_setup(img, z_grid.numpy(), mode, kernel, gain,
                                                                         model)
+        if device_warp is None:
+            device_warp = dev.type == "cuda" and kernel in DEVICE_KERNELS
+        on_device = DeviceSharpPicture(img, bounds, gains, kernel, dev) if device_warp else None
         per_batch = per_batch or max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
@@ -224,11 +230,15 @@ class Renderer:
                     else:
                         with autocast():
                             fill = net(flow)
-                backward, confidence, fill = (t.float().cpu().numpy() for t in (backward, confidence, fill))
+                if on_device is None:
+                    backward, confidence, fill = (t.float().cpu().numpy() for t in (backward, confidence, fill))
             k = 0
             for i in range(len(disp)):
                 if bool(still[i]):
                     yield img
+                elif on_device is not None:
+                    yield on_device.frame(backward[k], confidence[k, 0], fill[k])
+                    k += 1
                 else:
                     yield SharpFrame(img, bounds, backward[k], confidence[k, 0], fill[k], kernel, gains).render()
                     k += 1

@@ -12,7 +12,8 @@ inversion, fill and full-resolution warp), with the device's share of the work c
   see softsplat); off on the CPU by default (CPU autocast is slower than float32 there);
 - `compile`: `torch.compile` of the IBR network with this backend ("inductor" on a GPU; "eager" checks the
   wiring without a compiler).
-Only low-resolution fields cross the bus; the full-resolution warp runs on the host (OpenCV), frame by frame.
+Only low-resolution fields cross the bus, and finished uint8 frames back; the full-resolution warp runs on the device
+(render/sharp_device.py) on CUDA, on the host (OpenCV) elsewhere or with `device_warp=False`.
 The CPU runs exactly this code path too (tests use device="cpu").
 """
 from __future__ import annotations
@@ -38,6 +39,7 @@ class GpuOptions:
     amp: torch.dtype | None = None          # autocast dtype for the network; None = float32
     compile: str | None = None              # torch.compile backend for the IBR network, None = off
     max_batch_pixels: int = CUDA_BATCH_PIXELS
+    device_warp: bool | None = None         # full-resolution warp on the device (None: on CUDA; render/sharp_device)
 
     @classmethod
     def for_device(cls, device: torch.device, batch: int = 8, compile: str | None = None) -> "GpuOptions":
@@ -82,7 +84,8 @@ class BatchRenderer:
         h, w = work_size(*img.shape[:2])
         per_batch = max(1, min(self.options.batch, self.options.max_batch_pixels // (h * w)))
         frames = self.renderer._frames(img, disp_all, z_grid, mode, DEFAULT_KERNEL, True, ctx, per_batch=per_batch,
-                                       model=self.model, autocast=self._autocast)
+                                       model=self.model, autocast=self._autocast,
+                                       device_warp=self.options.device_warp)
         start, batch = 0, []
         for frame in frames:
             batch.append(frame)
