@@ -10,6 +10,9 @@
 # measured afterwards on the CPU machine with scripts/eval_real_photos.sh (CKPT=...): the eval sets never travel.
 # Knobs (environment): DEVICE (cuda), N_SYNTH (1200), N_TEX (600), N_KIND (250), BATCH (256), LR (3e-4),
 # BATCH2 (4), BENCH (1), WORKERS (nproc), PY (python3), CLIPS (the split's training clips).
+# Session 20 ran it on an H200 (BUDGET_S=555, defaults): 4.1 min of stage 1 = 1,624 steps at batch 256 with the GPU
+# 10-15% busy (host-bound; two host costs were removed after it, see the model card "Session 20"): a next run can
+# raise BATCH (1024) and N_SYNTH; its figures equalled the CPU-trained shipped weights (not shipped).
 set -uo pipefail
 T0=$(date +%s)
 BUDGET=${BUDGET_S:-540}

@@ -1,12 +1,13 @@
 """`gid bench --device cuda`, section "gpu": what the GPU path (backend/render/batch.py) buys, in one run.
 
-Per size (512x288, 1920x1080, 3840x2160) and mode (splat, ibr): frames/s of the plain `Renderer.render` and of
-the batched path (frames per low-resolution call, autocast, compile), their ratio, the batched path with the
-full-resolution warp on the host instead of the device (render/sharp_device.py) and how many pixels agree, the largest pixel
-difference autocast makes against float32 (levels of 255), and the peak GPU memory; optionally (--compile
-BACKEND) the batched path with torch.compile, its first call (compile time) reported apart. Then one predict
-(the model's default steps) in float32 and under autocast. Every number is measured here, side by side, after
-a warm-up call; nothing is assumed. The CPU runs the same code (tests use tiny sizes with device="cpu").
+Per size (512x288, 1920x1080, 3840x2160, 7680x4320) and mode (splat, ibr): frames/s of the plain
+`Renderer.render` and of the batched path (frames per low-resolution call, autocast, compile), their ratio; the
+batched path with the full-resolution warp on the host instead of the device (render/sharp_device.py) and how
+many pixels agree; the largest pixel difference autocast makes against float32 (levels of 255), and the peak GPU
+memory; optionally (--compile BACKEND) the batched path with torch.compile, its first call (compile time)
+reported apart. Then one predict (the model's default steps) in float32 and under autocast. Every number is
+measured here, side by side, after a warm-up call; nothing is assumed. The CPU runs the same code (tests use tiny
+sizes with device="cpu").
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-GPU_SIZES = ((512, 288), (1920, 1080), (3840, 2160))
+GPU_SIZES = ((512, 288), (1920, 1080), (3840, 2160), (7680, 4320))
 GRID = (256, 144)               # the spectral volume's grid (as predicted); the renderer resizes its fields
 
 
