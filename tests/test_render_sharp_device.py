@@ -12,6 +12,10 @@ import torch
 from backend.render.sharp import SharpFrame, gain_table, source_bounds
 from backend.render.sharp_device import DeviceSharpPicture
 
+# the device warp reproduces the remap arithmetic of the pinned OpenCV 4.10; OpenCV 5 remaps differently (session 20:
+# its host warp alone gives 53% equal values against 4.10 on the same frames)
+OPENCV_4 = pytest.mark.skipif(int(cv2.__version__.split(".")[0]) >= 5, reason="compares with OpenCV 4's remap")
+
 
 def _scene(seed: int, H: int = 61, W: int = 97, h: int = 25, w: int = 40):
     rng = np.random.default_rng(seed)
@@ -25,6 +29,7 @@ def _scene(seed: int, H: int = 61, W: int = 97, h: int = 25, w: int = 40):
     return image, backward, confidence, fill
 
 
+@OPENCV_4
 @pytest.mark.parametrize("kernel", ["cubic", "linear"])
 @pytest.mark.parametrize("gain", [True, False])
 @pytest.mark.parametrize("with_fill", [True, False])
