@@ -189,3 +189,33 @@ def test_from_video_eulerian_then_animate_with_velocity(tmp_path, capsys):
     # wrong --out and too many videos: one line
     assert main(["data", "from-video", str(video), "--eulerian", "--out", str(tmp_path / "x")]) == 1
     assert "must end in .npz" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(int(__import__("cv2").__version__.split(".")[0]) >= 5,
+                    reason="the device warp reproduces the pinned OpenCV 4's remap (tests/test_render_sharp_device.py)")
+@pytest.mark.parametrize("spectral_too", [False, True])
+def test_fluid_loop_with_the_device_warp(spectral_too):
+    """render_fluid(device_warp=True) (the CUDA default) renders the two-term loop frame with
+    render/sharp_device.py: the host path's frames but for OpenCV's fixed-point rounding; still pixels of a
+    fluid-only loop stay exactly still, and frame N is frame 0."""
+    from backend.render.api import Renderer
+    from backend.render.fluid import FluidMotion
+
+    size = (96, 60)
+    sc = river_band(size)
+    image = texture(size, seed=2)
+    spectral = None
+    if spectral_too:
+        spectral = np.zeros((16, 4, 20, 32), np.float32)
+        spectral[5, 0] = 150.0 * 2.0
+    motion = FluidMotion.prepare(sc.velocity, sc.mask, 30)
+    r = Renderer.load(device="cpu")
+    times = [0, 7, 15, 23, 30]
+    kw = dict(spectral=spectral, fps=30.0, T=150, scene_fps=30.0, mode="splat")
+    host = r.render_fluid(image, motion, times, device_warp=False, **kw)
+    device = r.render_fluid(image, motion, times, device_warp=True, **kw)
+    diff = np.abs(device.astype(int) - host.astype(int))
+    assert (diff == 0).mean() > 0.98 and diff.mean() < 0.05, ((diff == 0).mean(), diff.mean(), diff.max())
+    assert np.array_equal(device[0], image) and np.array_equal(device[-1], device[0])
+    if not spectral_too:
+        assert np.array_equal(device[:, ~sc.mask], np.broadcast_to(image[~sc.mask], device[:, ~sc.mask].shape))

@@ -59,3 +59,24 @@ def test_device_warp_of_no_motion_is_the_picture_and_rejects_lanczos():
     np.testing.assert_array_equal(still, image)
     with pytest.raises(ValueError, match="lanczos"):
         DeviceSharpPicture(image, source_bounds(image), None, "lanczos", torch.device("cpu"))
+
+
+@OPENCV_4
+@pytest.mark.parametrize("w_fwd", [1.0, 0.7, 0.0])
+def test_device_fluid_frame_matches_sharp_pair(w_fwd):
+    """The fluid loop's two-term frame (render.fluid.sharp_pair) on the device: the same mix of the two warps by
+    loop weight and confidence, and the fill where neither term is confident."""
+    from backend.render.fluid import sharp_pair
+    for seed in range(2):
+        image, b0, c0, fill = _scene(10 + seed)
+        _, b1, c1, _ = _scene(20 + seed)
+        c1[:5] = 0.0                                     # rows neither term covers well: the fill shows
+        c0[:5] = 0.2
+        backward, confidence = np.stack([b0, b1]), np.stack([c0, c1])
+        bounds, gains = source_bounds(image), gain_table(image)
+        host = sharp_pair(image, bounds, backward, confidence, w_fwd, fill, "cubic", gains)
+        device = DeviceSharpPicture(image, bounds, gains, "cubic", torch.device("cpu")).fluid_frame(
+            torch.from_numpy(backward), torch.from_numpy(confidence), w_fwd, torch.from_numpy(fill))
+        diff = np.abs(device.astype(int) - host.astype(int))
+        assert diff.max() <= 12 and (diff.max(-1) > 2).mean() < 0.002, (seed, diff.max())
+        assert (diff == 0).mean() > 0.98, (seed, (diff == 0).mean())

@@ -270,7 +270,7 @@ class Renderer:
     def render_fluid(self, image, fluid, times: Sequence[float], spectral=None, fps: float = 30.0, T: int = 150,
                      scene_fps: float | None = None, speed: float = 1.0, magnitude: float = 1.0,
                      mode: str = "splat", ctx: JobContext | None = None, sharp: bool = True,
-                     kernel: str = DEFAULT_KERNEL, gain: bool = True) -> np.ndarray:
+                     kernel: str = DEFAULT_KERNEL, gain: bool = True, device_warp: bool | None = None) -> np.ndarray:
         """Frames of an Eulerian loop (`fluid`: a `render.fluid.FluidMotion` at this image's size, N =
         fluid.loop_frames scene frames) at scene frame numbers `times`: uint8 (n, H, W, 3).
 
@@ -279,7 +279,8 @@ class Renderer:
         and is zero inside; both splats of a frame carry it, so it renders once outside the mask.
         sharp (default): I0 backward-warped per term with `kernel` and the detail `gain` (render.fluid.sharp_pair),
         the splat / network only filling what neither term covers; False: the two softmax splats themselves
-        (the path before issue 25, kept to measure against)."""
+        (the path before issue 25, kept to measure against). device_warp: the sharp path's full-resolution step on
+        the device (render.sharp_device; default: on CUDA)."""
         from .fluid import symmetric_splat
 
         ctx = ctx or NULL_CONTEXT
@@ -325,7 +326,7 @@ class Renderer:
         keep = torch.from_numpy(fluid.mask).to(dev)[None, None] if spec is None else None
 
         if sharp:
-            self._fluid_sharp(img, fluid, times, disp_all, metric, outside, mode, kernel, gain, out, ctx)
+            self._fluid_sharp(img, fluid, times, disp_all, metric, outside, mode, kernel, gain, out, ctx, device_warp)
             return out
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (H * W)))
         done = 0
@@ -357,9 +358,11 @@ class Renderer:
         return out
 
     def _fluid_sharp(self, img: np.ndarray, fluid, times: np.ndarray, disp_all, metric: torch.Tensor,
-                     outside: torch.Tensor, mode: str, kernel: str, gain: bool, out: np.ndarray, ctx: JobContext):
+                     outside: torch.Tensor, mode: str, kernel: str, gain: bool, out: np.ndarray, ctx: JobContext,
+                     device_warp: bool | None = None):
         """render_fluid's sharp path into `out`: both terms' fields inverted and the fill made at the working
-        grid (render.sharp.work_size), the picture warped at full resolution (render.fluid.sharp_pair)."""
+        grid (render.sharp.work_size), the picture warped at full resolution (render.fluid.sharp_pair, or
+        DeviceSharpPicture.fluid_frame with `device_warp`: by default on CUDA)."""
         from .fluid import sharp_pair, symmetric_splat
 
         dev = self.device
@@ -368,6 +371,9 @@ class Renderer:
                                                                           gain)
         outside_s = torch.from_numpy(resize_planes(outside.cpu().numpy(), (w, h))).to(dev)
         keep = fluid.mask if disp_all is None else None
+        if device_warp is None:
+            device_warp = dev.type == "cuda" and kernel in DEVICE_KERNELS
+        on_device = DeviceSharpPicture(img, bounds, gains, kernel, dev) if device_warp else None
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
@@ -386,15 +392,18 @@ class Renderer:
                 else:
                     wv = wf.to(dev).view(-1, 1, 1, 1)
                     fill = wv * net(fwd) + (1.0 - wv) * net(bwd)
-            backward = backward.float().cpu().numpy().reshape(2, b, 2, h, w)
-            confidence = confidence.float().cpu().numpy().reshape(2, b, h, w)
-            fill = fill.float().cpu().numpy()
+            backward, confidence = backward.float().reshape(2, b, 2, h, w), confidence.float().reshape(2, b, h, w)
+            if on_device is None:
+                backward, confidence, fill = (t.float().cpu().numpy() for t in (backward, confidence, fill))
             for i in range(b):
                 if float(wf[i]) == 1.0 and bool(fwd[i].abs().amax() == 0):    # frame 0 (= frame N) is I0
                     out[start + i] = img
                 else:
-                    frame = sharp_pair(img, bounds, backward[:, i], confidence[:, i], float(wf[i]), fill[i],
-                                       kernel, gains)
+                    if on_device is not None:
+                        frame = on_device.fluid_frame(backward[:, i], confidence[:, i], float(wf[i]), fill[i])
+                    else:
+                        frame = sharp_pair(img, bounds, backward[:, i], confidence[:, i], float(wf[i]), fill[i],
+                                           kernel, gains)
                     if keep is not None:                            # fluid only: still pixels exactly still
                         frame[~keep] = img[~keep]
                     out[start + i] = frame

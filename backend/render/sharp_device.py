@@ -4,7 +4,8 @@ The GPU's first run (session 20, `gid bench --device cuda`, an H200) rendered 4K
 batched paths alike: the low-resolution work ran on the GPU, but the full-resolution warp (OpenCV on the host)
 was the frame time. This module does that step where the fields already are: upsample the backward flow and its
 confidence, sample I0 with the bicubic (or bilinear) kernel, the detail gain, the 2x2 min/max clamp and the fill
-blend, for the whole frame at once (8K needs about 3 GB of device memory), and returns uint8 pixels.
+blend, for the whole frame at once (8K needs about 3 GB of device memory), and returns uint8 pixels; the fluid
+loop's two-term frame (render/fluid.py `sharp_pair`) likewise.
 
 It reproduces OpenCV's arithmetic where it matters: cv2.remap rounds sample positions to 1/32 pixel
 (INTER_TAB_SIZE) and, on uint8 pictures, rounds the sampled value to uint8 before the gain step sees it; both
@@ -20,7 +21,6 @@ import torch.nn.functional as F
 
 KERNELS = {"cubic": "bicubic", "linear": "bilinear"}
 SUBPIXEL = 32                      # OpenCV's INTER_TAB_SIZE: sample positions in 1/32 pixel
-_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
 
 def _remap(src: torch.Tensor, mx: torch.Tensor, my: torch.Tensor, mode: str) -> torch.Tensor:
@@ -61,14 +61,13 @@ class DeviceSharpPicture:
         self.image = planes(image)
         self.lo, self.hi = planes(bounds[0]), planes(bounds[1])
         self.gains = None if gains is None else torch.from_numpy(np.asarray(gains, np.float32)).to(device)[None, None]
-        self.laplacian = _LAPLACIAN.to(device).view(1, 1, 3, 3).repeat(3, 1, 1, 1)
         self.xs = torch.arange(self.W, device=device, dtype=torch.float32)
         self.ys = torch.arange(self.H, device=device, dtype=torch.float32)[:, None]
 
     @torch.no_grad()
-    def frame(self, backward: torch.Tensor, confidence: torch.Tensor, fill: torch.Tensor | None) -> np.ndarray:
-        """backward (2, h, w) flow in pixels of its grid, confidence (h, w), fill (3, hf, wf) in [0, 1] or None
-        -> uint8 (H, W, 3)."""
+    def warp(self, backward: torch.Tensor, confidence: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """`SharpFrame.rows` without the fill: backward (2, h, w) flow in pixels of its grid and confidence (h, w)
+        -> (I0 warped, gained and clamped: (1, 3, H, W) float of whole levels, confidence upsampled (H, W))."""
         H, W = self.H, self.W
         h, w = backward.shape[-2:]
         motion = torch.stack([backward[0].float() * (W / w), backward[1].float() * (H / h),
@@ -81,19 +80,50 @@ class DeviceSharpPicture:
             fx = (0.5 - (mx - torch.floor(mx) - 0.5).abs()) * (2 * n)
             fy = (0.5 - (my - torch.floor(my) - 0.5).abs()) * (2 * n)
             k = _remap(self.gains, fx, fy, "bilinear")
-            lap = F.conv2d(F.pad(out, (1, 1, 1, 1), mode="replicate"), self.laplacian, groups=3)
-            out = (out - k * lap).round().clamp(0, 255)
+            out = (out - k * _laplacian(out)).round().clamp(0, 255)
         # no ringing: within the 2x2 source pixels around the sample point (nearest lookup, edges replicated)
         ix = torch.floor(mx).clamp(0, W - 1).long()
         iy = torch.floor(my).clamp(0, H - 1).long()
-        flat = iy * W + ix
-        lo = self.lo.flatten(2)[..., flat.flatten()].view(1, 3, H, W)
-        hi = self.hi.flatten(2)[..., flat.flatten()].view(1, 3, H, W)
-        out = torch.minimum(torch.maximum(out, lo), hi)
-        conf = m[2]
+        flat = (iy * W + ix).flatten()
+        lo = self.lo.flatten(2)[..., flat].view(1, 3, H, W)
+        hi = self.hi.flatten(2)[..., flat].view(1, 3, H, W)
+        return torch.minimum(torch.maximum(out, lo), hi), m[2]
+
+    @torch.no_grad()
+    def frame(self, backward: torch.Tensor, confidence: torch.Tensor, fill: torch.Tensor | None) -> np.ndarray:
+        """backward (2, h, w) flow in pixels of its grid, confidence (h, w), fill (3, hf, wf) in [0, 1] or None
+        -> uint8 (H, W, 3), as `SharpFrame(...).render()`."""
+        out, conf = self.warp(backward, confidence)
         if fill is not None and bool((confidence < 1.0).any()):
-            holes = conf < 1.0
-            up = _upsample(fill.float()[None] * 255.0, H, W)
+            up = _upsample(fill.float()[None] * 255.0, self.H, self.W)
             blended = (conf * out + (1.0 - conf) * up).round().clamp(0, 255)
-            out = torch.where(holes, blended, out)
-        return out[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
+            out = torch.where(conf < 1.0, blended, out)
+        return _to_uint8(out)
+
+    @torch.no_grad()
+    def fluid_frame(self, backward: torch.Tensor, confidence: torch.Tensor, w_fwd: float,
+                    fill: torch.Tensor) -> np.ndarray:
+        """`render.fluid.sharp_pair` on the device: backward (2, 2, h, w) and confidence (2, h, w) of the forward
+        and backward loop terms, w_fwd the forward term's loop weight, fill (3, hf, wf) in [0, 1] -> uint8 (H, W, 3).
+        out = c (wf ca A + wb cb B) / (wf ca + wb cb) + (1 - c) fill, c = max(ca, cb)."""
+        (a, ca), (b, cb) = self.warp(backward[0], confidence[0]), self.warp(backward[1], confidence[1])
+        wa, wb = ca * w_fwd, cb * (1.0 - w_fwd)
+        den = wa + wb
+        ok = den > 0
+        mix = torch.where(ok, (wa * a + wb * b) / torch.where(ok, den, torch.ones_like(den)), 0.5 * (a + b))
+        cmax = torch.maximum(ca, cb).clamp(0.0, 1.0)
+        if bool((cmax < 1.0).any()):
+            mix = cmax * mix + (1.0 - cmax) * _upsample(fill.float()[None] * 255.0, self.H, self.W)
+        return _to_uint8(mix.round().clamp(0, 255))
+
+
+def _laplacian(x: torch.Tensor) -> torch.Tensor:
+    """cv2.Laplacian(ksize=1, BORDER_REPLICATE) of (1, C, H, W) by shifted sums: exact on whole levels, and no
+    convolution algorithm (TF32, Winograd) between it and the host's result."""
+    p = F.pad(x, (1, 1, 1, 1), mode="replicate")
+    return p[..., :-2, 1:-1] + p[..., 2:, 1:-1] + p[..., 1:-1, :-2] + p[..., 1:-1, 2:] - 4.0 * x
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(1, 3, H, W) float of whole levels -> uint8 (H, W, 3) on the host."""
+    return x[0].permute(1, 2, 0).to(torch.uint8).cpu().numpy()
