@@ -80,3 +80,17 @@ def test_device_fluid_frame_matches_sharp_pair(w_fwd):
         diff = np.abs(device.astype(int) - host.astype(int))
         assert diff.max() <= 12 and (diff.max(-1) > 2).mean() < 0.002, (seed, diff.max())
         assert (diff == 0).mean() > 0.98, (seed, (diff == 0).mean())
+
+
+@pytest.mark.parametrize("gain", [True, False])
+def test_device_tiles_equal_the_whole_frame(gain):
+    """Tiles of rows (a few rows each here) give exactly the one-tile frame, the gain's Laplacian included."""
+    image, backward, confidence, fill = _scene(7)
+    bounds, gains = source_bounds(image), (gain_table(image) if gain else None)
+    args = (torch.from_numpy(backward), torch.from_numpy(confidence), torch.from_numpy(fill))
+    whole = DeviceSharpPicture(image, bounds, gains, "cubic", torch.device("cpu"), tile_pixels=10 ** 9)
+    tiled = DeviceSharpPicture(image, bounds, gains, "cubic", torch.device("cpu"), tile_pixels=7 * image.shape[1])
+    assert tiled.tile_rows == 7 and whole.tile_rows >= image.shape[0]
+    np.testing.assert_array_equal(tiled.frame(*args), whole.frame(*args))
+    pair = (torch.stack([args[0], -args[0]]), torch.stack([args[1], args[1].flip(0)]), 0.6, args[2])
+    np.testing.assert_array_equal(tiled.fluid_frame(*pair), whole.fluid_frame(*pair))
