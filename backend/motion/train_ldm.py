@@ -91,7 +91,7 @@ class LatentCache:
         folder in turn, so that max_samples holds every folder. Filled folder by folder, a large folder (3,000
         synthetic scenes) crowds out every folder listed after it, and `pick` then gives their weights to the
         others without a word: session 13 found a run whose last two folders never entered the cache.
-        Files are read and resampled by `load_threads` threads ahead of the encoder (the torch thread count, at
+        Files are read and resampled by worker threads ahead of the encoder (as many as torch's thread count, at
         most 8: a GPU run's scan of thousands of 10 MB files is otherwise bound by one core); the result and
         its order are the same at any thread count."""
         added = 0
@@ -131,8 +131,9 @@ class LatentCache:
 
     def _read(self, fi: int, p: Path) -> tuple[str, np.ndarray, np.ndarray]:
         """A worker thread's part: ("cached", images, latents) from disk_cache, or ("raw", image, spectral)."""
-        if self.split == "train" and self._cached_file(p, fi):
-            with np.load(self._cache_path(p, fi), allow_pickle=False) as z:
+        cached = self._cache_path(p, fi)
+        if self.split == "train" and cached is not None and cached.is_file():
+            with np.load(cached, allow_pickle=False) as z:
                 return "cached", z["images"], z["latents"]
         image, spectral, _, _ = load_sample(p, self.cfg.work_size, self.cfg.K)
         return "raw", image, spectral

@@ -210,9 +210,7 @@ class Renderer:
         n = len(disp_all)
         (h, w), metric, small_t, bounds, gains, net = self._sharp_setup(img, z_grid.numpy(), mode, kernel, gain,
                                                                         model)
-        if device_warp is None:
-            device_warp = dev.type == "cuda" and kernel in DEVICE_KERNELS
-        on_device = DeviceSharpPicture(img, bounds, gains, kernel, dev) if device_warp else None
+        on_device = self._device_picture(img, bounds, gains, kernel, device_warp)
         per_batch = per_batch or max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
@@ -258,6 +256,15 @@ class Renderer:
         if mode == "ibr":
             net = _NetworkFill(self.model if model is None else model, small_t, metric_s)
         return (h, w), metric_s, small_t, source_bounds(img), gains, net
+
+    def _device_picture(self, img: np.ndarray, bounds, gains, kernel: str,
+                        device_warp: bool | None) -> DeviceSharpPicture | None:
+        """The picture set up for the full-resolution warp on the device (render.sharp_device), or None for the
+        host's: `device_warp` None means on CUDA (where the host warp was the whole 4K frame time) with a kernel
+        the device has."""
+        if device_warp is None:
+            device_warp = self.device.type == "cuda" and kernel in DEVICE_KERNELS
+        return DeviceSharpPicture(img, bounds, gains, kernel, self.device) if device_warp else None
 
     def _gain_table(self, img: np.ndarray, kernel: str) -> np.ndarray:
         """render.sharp.gain_table, kept for the last picture: callers render one picture chunk by chunk."""
@@ -371,9 +378,7 @@ class Renderer:
                                                                           gain)
         outside_s = torch.from_numpy(resize_planes(outside.cpu().numpy(), (w, h))).to(dev)
         keep = fluid.mask if disp_all is None else None
-        if device_warp is None:
-            device_warp = dev.type == "cuda" and kernel in DEVICE_KERNELS
-        on_device = DeviceSharpPicture(img, bounds, gains, kernel, dev) if device_warp else None
+        on_device = self._device_picture(img, bounds, gains, kernel, device_warp)
         per_batch = max(1, min(FRAMES_PER_BATCH, PIXELS_PER_BATCH // (h * w)))
         done = 0
         for start in range(0, n, per_batch):
