@@ -12,6 +12,7 @@ from PIL import Image
 from backend.cli import main
 from backend.data.fluid_synth import river_band, texture
 from backend.eval.fluid import river_band_bar, strokes_epe, video_epe
+from tests.test_render_sharp_device import OPENCV_4
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -191,8 +192,7 @@ def test_from_video_eulerian_then_animate_with_velocity(tmp_path, capsys):
     assert "must end in .npz" in capsys.readouterr().err
 
 
-@pytest.mark.skipif(int(__import__("cv2").__version__.split(".")[0]) >= 5,
-                    reason="the device warp reproduces the pinned OpenCV 4's remap (tests/test_render_sharp_device.py)")
+@OPENCV_4
 @pytest.mark.parametrize("spectral_too", [False, True])
 def test_fluid_loop_with_the_device_warp(spectral_too):
     """render_fluid(device_warp=True) (the CUDA default) renders the two-term loop frame with

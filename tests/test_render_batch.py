@@ -10,6 +10,7 @@ from backend.jobs import Cancelled, JobContext
 from backend.render.api import Renderer
 from backend.render.batch import BatchRenderer, GpuOptions
 from shared import spectral as sp
+from tests.test_render_sharp_device import OPENCV_4
 
 W, H, T, FPS = 128, 80, 150, 30.0
 
@@ -92,8 +93,7 @@ def test_stream_order_cancel_and_options(scene, renderer):
     assert cpu.amp is None
 
 
-@pytest.mark.skipif(int(__import__("cv2").__version__.split(".")[0]) >= 5,
-                    reason="the device warp reproduces the pinned OpenCV 4's remap (tests/test_render_sharp_device.py)")
+@OPENCV_4
 @pytest.mark.parametrize("mode", ["splat", "ibr"])
 def test_device_warp_through_the_batched_path(scene, renderer, mode):
     """GpuOptions(device_warp=True) (the CUDA default) warps at full resolution with render/sharp_device.py:
